@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	@$(PY) example_dags/demo.py
+	@$(PY) -m tibanna.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q tests

@@ -85,4 +85,14 @@ class LocalStore(ObjectStore):
         return iter(sorted(keys))
 
     def delete(self, bucket: str, key: str) -> None:
-        self.path(bucket, key).unlink(missing_ok=True)
+        """Delete the file, then the folders it leaves empty (a bucket has no empty 'folders')."""
+        path = self.path(bucket, key)
+        path.unlink(missing_ok=True)
+        base = self.root / bucket
+        for parent in path.parents:
+            if parent == base or base not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break

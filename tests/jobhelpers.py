@@ -1,0 +1,28 @@
+"""Helpers for tests that run real jobs: descriptions and waiting."""
+from __future__ import annotations
+
+import time
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
+    """Poll until predicate() is truthy; return its value or fail the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def wait_done(api, jobid: str, timeout: float = 30.0) -> str:
+    """Wait until a job leaves RUNNING; return its final status."""
+    return wait_for(lambda: (s := api.check_status(job_id=jobid)) != "RUNNING" and s, timeout)
+
+
+def shell_job(command, *, outputs: dict | None = None, inputs: dict | None = None, **args) -> dict:
+    """A shell job description with upstream's fields."""
+    return {"args": {"language": "shell", "container_image": "ubuntu:20.04", "command": command,
+                     "output_S3_bucket": "out-bucket", "input_files": inputs or {},
+                     "output_target": outputs or {}, **args},
+            "config": {"log_bucket": "log-bucket", "cpu": 1, "mem": 0.1, "ebs_size": 10}}

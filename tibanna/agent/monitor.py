@@ -1,0 +1,109 @@
+"""While a job runs: top snapshots and resource samples, and periodic uploads of the log and both.
+
+Upstream's cron does this every minute on the instance (reference 5.2 step 6). Here one thread
+waits on an Event, so stopping it at the end of a short job costs nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from pathlib import Path
+
+from tibanna import protocol
+from tibanna.agent.joblog import JobLog
+from tibanna.agent.sampling import SAMPLES_HEADER, DiskMeter, Sample, SampleSummary, TreeSampler
+from tibanna.agent.top import prime, snapshot
+from tibanna.storage import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+
+class Monitor:
+    """Samples every `metrics_interval` seconds and uploads every `upload_interval` seconds.
+
+    Files kept in `files_dir` and uploaded to the log bucket: `<jobid>.top` (every snapshot),
+    `<jobid>.top_latest` (the last one, uploaded as soon as it is taken) and
+    `<jobid>.metrics/samples.tsv`; the job log is uploaded with them.
+    """
+
+    def __init__(self, store: ObjectStore, log_bucket: str, jobid: str, data1: Path, files_dir: Path, log: JobLog,
+                 *, metrics_interval: float, upload_interval: float) -> None:
+        self.store, self.log_bucket, self.jobid, self.data1, self.log = store, log_bucket, jobid, data1, log
+        self.metrics_interval, self.upload_interval = metrics_interval, upload_interval
+        self.top_path = files_dir / f"{jobid}{protocol.TOP}"
+        self.top_latest_path = files_dir / f"{jobid}{protocol.TOP_LATEST}"
+        self.samples_path = files_dir / f"{jobid}.samples.tsv"
+        self.summary = SampleSummary()
+        self._disk = DiskMeter(data1)
+        self._sampler: TreeSampler | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._uploaded: dict[Path, int] = {}
+
+    def start(self, root_pid: int) -> None:
+        """Watch the tree rooted at `root_pid` until `stop`."""
+        self._sampler = TreeSampler(root_pid, self.data1, self._disk)
+        prime()
+        self._thread = threading.Thread(target=self._loop, args=(self._sampler,), daemon=True,
+                                        name=f"tibanna-monitor-{self.jobid}")
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (at once, it waits on an Event); safe to call more than once."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def final_sample(self) -> None:
+        """One last sample after the command: the machine's memory and the folder as the job left them."""
+        sampler = self._sampler or TreeSampler(None, self.data1, self._disk)
+        self._record(sampler.take()[0])
+
+    def upload(self) -> None:
+        """Upload the log, the top file and the samples where they changed since the last upload."""
+        for path, suffix in ((self.log.path, protocol.LOG), (self.top_path, protocol.TOP),
+                             (self.samples_path, protocol.METRICS_SAMPLES)):
+            self._upload_if_changed(path, suffix)
+
+    def _loop(self, sampler: TreeSampler) -> None:
+        next_sample = time.monotonic() + self.metrics_interval
+        next_upload = time.monotonic() + self.upload_interval
+        while not self._stop.wait(max(0.0, min(next_sample, next_upload) - time.monotonic())):
+            now = time.monotonic()
+            try:
+                if now >= next_sample:
+                    self._snapshot(sampler)
+                    next_sample += self.metrics_interval
+                    if next_sample <= now:  # a slow tick: skip ahead rather than burst
+                        next_sample = now + self.metrics_interval
+                if now >= next_upload:
+                    self.upload()
+                    next_upload = now + self.upload_interval
+            except Exception:  # monitoring must never end the job
+                logger.exception("monitoring job %s failed; going on", self.jobid)
+
+    def _snapshot(self, sampler: TreeSampler) -> None:
+        sample, rows = sampler.take()
+        self._record(sample)
+        text = snapshot(dt.datetime.now(dt.timezone.utc), rows, sampler.memory)
+        with open(self.top_path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+        self.top_latest_path.write_text(text, encoding="utf-8")
+        self.store.put_file(self.log_bucket, protocol.key(self.jobid, protocol.TOP_LATEST), self.top_latest_path)
+
+    def _record(self, sample: Sample) -> None:
+        self.summary.add(sample)
+        new = not self.samples_path.exists()
+        with open(self.samples_path, "a", encoding="utf-8") as handle:
+            handle.write((SAMPLES_HEADER if new else "") + sample.tsv())
+
+    def _upload_if_changed(self, path: Path, suffix: str) -> None:
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        if self._uploaded.get(path) != size:
+            self.store.put_file(self.log_bucket, protocol.key(self.jobid, suffix), path)
+            self._uploaded[path] = size

@@ -1,0 +1,206 @@
+"""The local job index: one SQLite file (WAL) under TIBANNA_HOME, safe for many processes.
+
+Rows move through phases: `queued` -> `running` -> `finalizing` -> `done`. Exactly one process
+moves a row into `finalizing` (a conditional UPDATE is the arbiter), and only that process
+writes the job's terminal marker, so a job never ends twice.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from tibanna.backends.base import JobRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    jobid TEXT NOT NULL UNIQUE,
+    sfn TEXT NOT NULL,
+    run_name TEXT NOT NULL,
+    exec_arn TEXT NOT NULL UNIQUE,
+    log_bucket TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    error TEXT,
+    cause TEXT,
+    submitted REAL NOT NULL,
+    started REAL,
+    stopped REAL,
+    cpu REAL NOT NULL,
+    mem REAL NOT NULL,
+    instance_type TEXT NOT NULL DEFAULT '',
+    worker_pid INTEGER,
+    worker_created REAL,
+    kill_request TEXT,
+    rerun_of TEXT,
+    description TEXT NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_sfn ON jobs (sfn, seq);
+CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase, seq);
+CREATE TABLE IF NOT EXISTS sfns (
+    name TEXT PRIMARY KEY,
+    usergroup TEXT NOT NULL DEFAULT '',
+    suffix TEXT NOT NULL DEFAULT '',
+    buckets TEXT,
+    concurrency INTEGER,
+    created REAL NOT NULL,
+    core_deployed REAL,
+    core_version TEXT
+);
+CREATE TABLE IF NOT EXISTS usergroups (
+    name TEXT PRIMARY KEY,
+    buckets TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    user TEXT NOT NULL,
+    usergroup TEXT NOT NULL,
+    PRIMARY KEY (user, usergroup)
+);
+"""
+
+ACTIVE_PHASES = ("queued", "running", "finalizing")
+
+
+class Index:
+    """A thin, typed layer over the SQLite file; one connection per instance and process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 60000")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: the write lock is taken up front, so check-then-insert is atomic."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # Jobs -----------------------------------------------------------------------------------
+    def results_for(self, conn: sqlite3.Connection, jobids: list[str]) -> dict[str, dict]:
+        """The stored submission dicts of known job ids."""
+        found: dict[str, dict] = {}
+        for chunk in _chunks(jobids, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(f"SELECT jobid, result FROM jobs WHERE jobid IN ({marks})", chunk):
+                found[row["jobid"]] = json.loads(row["result"])
+        return found
+
+    def insert_job(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+        cols = ",".join(row)
+        conn.execute(f"INSERT INTO jobs ({cols}) VALUES ({','.join('?' * len(row))})", list(row.values()))
+
+    def row(self, jobid: str | None = None, exec_arn: str | None = None) -> sqlite3.Row | None:
+        if jobid is not None:
+            return self.conn.execute("SELECT * FROM jobs WHERE jobid = ?", (jobid,)).fetchone()
+        return self.conn.execute("SELECT * FROM jobs WHERE exec_arn = ?", (exec_arn,)).fetchone()
+
+    def rows_by_ids(self, jobids: list[str]) -> list[sqlite3.Row]:
+        by_id: dict[str, sqlite3.Row] = {}
+        for chunk in _chunks(jobids, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT * FROM jobs WHERE jobid IN ({marks})", chunk):
+                by_id[row["jobid"]] = row
+        return [by_id[j] for j in jobids if j in by_id]
+
+    def rows(self, sfn: str | None, status: str | None = None, limit: int | None = None,
+             stopped_after: float | None = None) -> list[sqlite3.Row]:
+        where, args = [], []
+        if sfn is not None:
+            where.append("sfn = ?")
+            args.append(sfn)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if stopped_after is not None:
+            where.append("stopped > ?")
+            args.append(stopped_after)
+        sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        return self.conn.execute(sql, args).fetchall()
+
+    def active_rows(self, phase: str) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM jobs WHERE phase = ? ORDER BY seq", (phase,)).fetchall()
+
+    def has_active_jobs(self) -> bool:
+        return self.conn.execute(
+            "SELECT 1 FROM jobs WHERE phase IN ('queued','running','finalizing') LIMIT 1").fetchone() is not None
+
+    def claim_start(self, jobid: str, pid: int, created: float) -> None:
+        self.conn.execute("UPDATE jobs SET phase='running', started=?, worker_pid=?, worker_created=? "
+                          "WHERE jobid=? AND phase='queued'", (time.time(), pid, created, jobid))
+
+    def claim_finalize(self, jobid: str, from_phases: tuple[str, ...]) -> bool:
+        """Move a job into `finalizing`; True for exactly one caller."""
+        marks = ",".join("?" * len(from_phases))
+        cur = self.conn.execute(f"UPDATE jobs SET phase='finalizing' WHERE jobid=? AND phase IN ({marks})",
+                                (jobid, *from_phases))
+        return cur.rowcount == 1
+
+    def finish(self, jobid: str, status: str, error: str | None, cause: str | None) -> None:
+        self.conn.execute("UPDATE jobs SET phase='done', status=?, error=?, cause=?, stopped=? WHERE jobid=?",
+                          (status, error, cause, time.time(), jobid))
+
+    def request_kill(self, jobid: str, mode: str) -> bool:
+        cur = self.conn.execute("UPDATE jobs SET kill_request=? WHERE jobid=? AND phase IN ('queued','running')",
+                                (mode, jobid))
+        return cur.rowcount == 1
+
+    def status_counts(self, sfn: str) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.conn.execute(
+            "SELECT status, COUNT(*) FROM jobs WHERE sfn = ? GROUP BY status", (sfn,))}
+
+    def delete_jobs(self, jobids: list[str]) -> None:
+        for chunk in _chunks(jobids, 500):
+            self.conn.execute(f"DELETE FROM jobs WHERE jobid IN ({','.join('?' * len(chunk))})", chunk)
+
+
+def record_from_row(row: sqlite3.Row, with_description: bool = False) -> JobRecord:
+    """A JobRecord from an index row; the description is decoded only when asked for."""
+    return JobRecord(
+        jobid=row["jobid"], sfn=row["sfn"], run_name=row["run_name"], exec_arn=row["exec_arn"],
+        log_bucket=row["log_bucket"], status=row["status"], name=row["name"],
+        start_time=row["submitted"], stop_time=row["stopped"], error=row["error"], cause=row["cause"],
+        description=json.loads(row["description"]) if with_description else None,
+        instance_id=f"local-{row['worker_pid']}" if row["worker_pid"] else "",
+        instance_type=row["instance_type"],
+        instance_status={"queued": "pending", "running": "running", "finalizing": "shutting-down"}.get(
+            row["phase"], "terminated"),
+        instance_start_time=row["started"], rerun_of=row["rerun_of"])
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

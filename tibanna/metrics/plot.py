@@ -1,0 +1,166 @@
+"""plot_metrics against an object store: the files, the lock and `update_html_only` of reference 6.1.
+
+Everything lands under `<jobid>.metrics/` in the job's log bucket: the four tsv files, then
+metrics.html, then (once the job is complete) an empty `lock`, which makes later calls leave the
+report alone unless `force_upload` is given.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tibanna import protocol
+from tibanna.exceptions import MetricRetrievalException, TibannaError
+from tibanna.metrics import report
+from tibanna.metrics.resources import (
+    MetricSeries,
+    Sample,
+    metrics_tsv,
+    read_samples_tsv,
+    series_from_samples,
+    summarize,
+)
+from tibanna.metrics.top import parse_top, top_table
+from tibanna.storage import LocalStore, ObjectStore
+
+log = logging.getLogger(__name__)
+
+SAMPLES_TSV = "samples.tsv"
+LOCK = "lock"
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What the report needs to know about a job: its machine and its time window."""
+
+    instance_type: str
+    start: _dt.datetime
+    end: _dt.datetime | None = None
+    complete: bool = False
+
+
+def _stamp(value: Any) -> _dt.datetime | None:
+    try:
+        return protocol.parse_stamp(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def job_info(postrun: Mapping[str, Any] | None, runjson: Mapping[str, Any] | None) -> JobInfo:
+    """Job info from the postrun JSON (complete iff its end_time parses), else from the run JSON."""
+    for source, is_postrun in ((postrun, True), (runjson, False)):
+        if not source:
+            continue
+        job, config = source.get("Job") or {}, source.get("config") or {}
+        start = _stamp(job.get("start_time")) or _stamp(config.get("start_time"))
+        if start is None:
+            continue
+        instance_type = (job.get("instance_type") if is_postrun else None) or config.get("instance_type") or ""
+        if isinstance(instance_type, list):
+            instance_type = ",".join(instance_type)
+        end = _stamp(job.get("end_time")) if is_postrun else None
+        return JobInfo(instance_type, start, end, complete=end is not None)
+    raise MetricRetrievalException(
+        "Neither postrun json nor run json can be retrieved.Check job_id or step function?")
+
+
+def metrics_key(jobid: str, name: str) -> str:
+    """The key of one of the job's metrics files, e.g. `<jobid>.metrics/metrics.html`."""
+    return f"{jobid}{protocol.METRICS_DIR}{name}"
+
+
+def report_url(store: ObjectStore, log_bucket: str, jobid: str) -> str:
+    """Where a person opens the report: a file URL on local, upstream's S3 URL otherwise."""
+    key = metrics_key(jobid, report.HTML)
+    if isinstance(store, LocalStore):
+        return store.path(log_bucket, key).resolve().as_uri()
+    return f"https://{log_bucket}.s3.amazonaws.com/{key}"
+
+
+def _window_end(endtime: _dt.datetime | str | None, job: JobInfo, now: _dt.datetime | None) -> _dt.datetime:
+    if isinstance(endtime, str) and endtime:
+        parsed = _stamp(endtime)
+        endtime = parsed or _dt.datetime.fromisoformat(endtime)
+    if isinstance(endtime, _dt.datetime):
+        return endtime if endtime.tzinfo else endtime.replace(tzinfo=_dt.timezone.utc)
+    return job.end or now or _dt.datetime.now(_dt.timezone.utc)
+
+
+def build_report_files(series: MetricSeries, top_text: str, job: JobInfo, end: _dt.datetime, *,
+                       estimate: tuple[float, str] = (0.0, "NA"), cost: str | float | None = None,
+                       jobid: str = "") -> dict[str, str]:
+    """The five metrics files' contents, by file name."""
+    table = top_table(parse_top(top_text or ""))
+    files = {
+        report.METRICS_TSV: metrics_tsv(series),
+        report.REPORT_TSV: report.metrics_report_tsv(
+            summarize(series, *estimate), instance_type=job.instance_type,
+            start=job.start, end=end.replace(microsecond=0), cost=cost),
+        report.TOP_CPU_TSV: table.to_tsv("cpu"),
+        report.TOP_MEM_TSV: table.to_tsv("mem"),
+    }
+    files[report.HTML] = report.render_html(files, jobid=jobid)
+    return files
+
+
+def plot_metrics_to_store(
+    store: ObjectStore,
+    log_bucket: str,
+    jobid: str,
+    *,
+    job_info: JobInfo,
+    samples: Sequence[Sample] | MetricSeries | None = None,
+    top_text: str | None = None,
+    force_upload: bool = False,
+    update_html_only: bool = False,
+    endtime: _dt.datetime | str | None = None,
+    estimate_cost: Callable[[], tuple[float, str]] | None = None,
+    now: _dt.datetime | None = None,
+) -> str:
+    """Write the job's metrics report into its log bucket and return where to open it.
+
+    `samples`: the agent's samples (default: read `<jobid>.metrics/samples.tsv`) or a
+    `MetricSeries` already made (from CloudWatch on AWS). `top_text`: default `<jobid>.top`.
+    The cost estimate already in metrics_report.tsv is kept when it is above zero; otherwise
+    `estimate_cost()` is asked. A `Cost` row already there is kept.
+    """
+    url = report_url(store, log_bucket, jobid)
+    html_key, lock_key = metrics_key(jobid, report.HTML), metrics_key(jobid, LOCK)
+    if not force_upload and store.exists(log_bucket, html_key) and store.exists(log_bucket, lock_key):
+        log.info("metrics are locked (job complete); not re-plotting. metrics url= %s", url)
+        return url
+    if update_html_only:
+        files = {name: store.get_text(log_bucket, metrics_key(jobid, name)) for name in report.TSV_FILES}
+        if files[report.REPORT_TSV] is None:
+            raise MetricRetrievalException(f"no {report.REPORT_TSV} for job {jobid} to re-render the report from")
+        store.put_text(log_bucket, html_key, report.render_html(files, jobid=jobid))
+        log.info("metrics url= %s", url)
+        return url
+    try:
+        end = _window_end(endtime, job_info, now)
+        if not isinstance(samples, MetricSeries):
+            if samples is None:
+                samples = read_samples_tsv(store.get_text(log_bucket, metrics_key(jobid, SAMPLES_TSV)) or "")
+            samples = series_from_samples(samples, job_info.start, end)
+        if top_text is None:
+            top_text = store.get_text(log_bucket, protocol.key(jobid, protocol.TOP)) or ""
+        previous = report.read_report_tsv(store.get_text(log_bucket, metrics_key(jobid, report.REPORT_TSV)))
+        estimate = (float(previous.get("Estimated_Cost") or 0), previous.get("Estimated_Cost_Type") or "NA")
+        if estimate[0] <= 0:
+            estimate = estimate_cost() if estimate_cost else (0.0, "NA")
+        files = build_report_files(samples, top_text, job_info, end, estimate=estimate,
+                                   cost=previous.get("Cost"), jobid=jobid)
+    except TibannaError:
+        raise
+    except Exception as err:
+        raise MetricRetrievalException(f"metrics for job {jobid} could not be made: {err}") from err
+    # The page goes in after its data, and the lock last, so a lock always means a whole report.
+    for name in (*report.TSV_FILES, report.HTML):
+        store.put_text(log_bucket, metrics_key(jobid, name), files[name])
+    if job_info.complete:
+        store.put_bytes(log_bucket, lock_key, b"")
+    log.info("metrics url= %s", url)
+    return url
