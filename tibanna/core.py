@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -40,7 +41,13 @@ def create_jobid() -> str:
 
 
 def _local_time(epoch: float | None) -> str:
-    return dt.datetime.fromtimestamp(epoch).strftime(LOCAL_TIME_FORMAT) if epoch else "-"
+    return _local_minute(int(epoch) // 60) if epoch else "-"
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_minute(minute: int) -> str:
+    """A minute since the epoch in local time; cached, as a listing's jobs share few minutes."""
+    return dt.datetime.fromtimestamp(minute * 60).strftime(LOCAL_TIME_FORMAT)
 
 
 def _one_of(**named: Any) -> Any:
@@ -197,8 +204,7 @@ class API:
             records = self.backend.get_many(list(job_ids))
         else:
             records = self.backend.list(sfn or self.backend.default_sfn(), status, n)
-        columns = LONG_COLUMNS if (verbose or long) else SHORT_COLUMNS
-        return [{c: v for c, v in _stat_row(r).items() if c in columns} for r in records]
+        return [_stat_row(r, bool(verbose or long)) for r in records]
 
     def log(self, exec_arn: str | None = None, job_id: str | None = None, exec_name: str | None = None,
             sfn: str | None = None, postrunjson: bool = False, runjson: bool = False, top: bool = False,
@@ -441,12 +447,16 @@ class API:
         return removed
 
 
-def _stat_row(record: JobRecord) -> dict[str, str]:
-    return {"jobid": record.jobid, "status": record.status, "name": record.name,
-            "start_time": _local_time(record.start_time), "stop_time": _local_time(record.stop_time),
-            "instance_id": record.instance_id or "-", "instance_start_time": _local_time(record.instance_start_time),
-            "instance_type": record.instance_type or "-", "instance_status": record.instance_status or "-",
-            "ip": record.ip or "-", "key": record.key or "-", "password": "-"}
+def _stat_row(record: JobRecord, long: bool) -> dict[str, str]:
+    """One `stat` row keyed by upstream's columns; the password column is always '-' (never shown)."""
+    row = {"jobid": record.jobid, "status": record.status, "name": record.name,
+           "start_time": _local_time(record.start_time), "stop_time": _local_time(record.stop_time)}
+    if long:
+        row.update({"instance_id": record.instance_id or "-",
+                    "instance_start_time": _local_time(record.instance_start_time),
+                    "instance_type": record.instance_type or "-", "instance_status": record.instance_status or "-",
+                    "ip": record.ip or "-", "key": record.key or "-", "password": "-"})
+    return row
 
 
 def _bucket_list(buckets: str | Iterable[str]) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 from tibanna import __version__, protocol
 from tibanna.backends.base import Backend, JobRecord
 from tibanna.backends.local import supervisor
-from tibanna.backends.local.index import Index, record_from_row
+from tibanna.backends.local.index import LISTING_COLUMNS, Index, record_from_row
 from tibanna.backends.local.resources import reservation
 from tibanna.exceptions import UserInputError
 from tibanna.storage import LocalStore
@@ -116,14 +116,14 @@ class LocalBackend(Backend):
         return record_from_row(row, with_description=True) if row is not None else None
 
     def get_many(self, job_ids: list[str]) -> list[JobRecord]:
-        rows = self.index.rows_by_ids(job_ids)
+        rows = self.index.rows_by_ids(job_ids, LISTING_COLUMNS)
         if any(r["phase"] != "done" for r in rows):
             self._wake_if_needed()
         return [record_from_row(r) for r in rows]
 
     def list(self, sfn: str | None, status: str | None = None, limit: int | None = None,
              stopped_after: float | None = None) -> list[JobRecord]:
-        rows = self.index.rows(sfn, status, limit, stopped_after)
+        rows = self.index.rows(sfn, status, limit, stopped_after, "*" if stopped_after is not None else LISTING_COLUMNS)
         if any(r["phase"] != "done" for r in rows):
             self._wake_if_needed()
         return [record_from_row(r, with_description=stopped_after is not None) for r in rows]

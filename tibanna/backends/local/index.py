@@ -66,6 +66,9 @@ CREATE TABLE IF NOT EXISTS users (
 """
 
 ACTIVE_PHASES = ("queued", "running", "finalizing")
+# What a listing needs: everything but the (large) description and result documents.
+LISTING_COLUMNS = ("jobid, sfn, run_name, exec_arn, log_bucket, name, status, phase, error, cause, submitted, "
+                   "started, stopped, instance_type, worker_pid, rerun_of")
 
 
 class Index:
@@ -125,16 +128,16 @@ class Index:
             return self.conn.execute("SELECT * FROM jobs WHERE jobid = ?", (jobid,)).fetchone()
         return self.conn.execute("SELECT * FROM jobs WHERE exec_arn = ?", (exec_arn,)).fetchone()
 
-    def rows_by_ids(self, jobids: list[str]) -> list[sqlite3.Row]:
+    def rows_by_ids(self, jobids: list[str], columns: str = "*") -> list[sqlite3.Row]:
         by_id: dict[str, sqlite3.Row] = {}
         for chunk in _chunks(jobids, 500):
             marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(f"SELECT * FROM jobs WHERE jobid IN ({marks})", chunk):
+            for row in self.conn.execute(f"SELECT {columns} FROM jobs WHERE jobid IN ({marks})", chunk):
                 by_id[row["jobid"]] = row
         return [by_id[j] for j in jobids if j in by_id]
 
     def rows(self, sfn: str | None, status: str | None = None, limit: int | None = None,
-             stopped_after: float | None = None) -> list[sqlite3.Row]:
+             stopped_after: float | None = None, columns: str = LISTING_COLUMNS) -> list[sqlite3.Row]:
         where, args = [], []
         if sfn is not None:
             where.append("sfn = ?")
@@ -145,7 +148,7 @@ class Index:
         if stopped_after is not None:
             where.append("stopped > ?")
             args.append(stopped_after)
-        sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC"
+        sql = f"SELECT {columns} FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
