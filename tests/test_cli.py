@@ -19,7 +19,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_version_and_help_on_every_verb():
     assert run("-v").stdout.strip().startswith("tibanna ")
     verbs = ["run_workflow", "run_batch_workflows", "stat", "kill", "kill_all", "log", "info", "add_user", "users",
-             "list_sfns", "rerun", "rerun_many", "setup_tibanna_env", "deploy_unicorn", "deploy_core", "cleanup"]
+             "list_sfns", "rerun", "rerun_many", "setup_tibanna_env", "deploy_unicorn", "deploy_core", "cleanup",
+             "plot_metrics", "cost", "cost_estimate"]
     for verb in verbs:
         p = run(verb, "--help")
         assert p.returncode == 0 and "usage: tibanna " + verb in p.stdout, verb
@@ -39,6 +40,12 @@ def test_run_stat_log_info(home, api, tmp_path):
     assert "from-cli" in run("log", "-j", "cliJob000001").stdout
     assert json.loads(run("log", "-j", "cliJob000001", "-p").stdout)["Job"]["JOBID"] == "cliJob000001"
     assert json.loads(run("info", "-j", "cliJob000001").stdout)["Job Id"] == "cliJob000001"
+    report = run("plot_metrics", "-j", "cliJob000001", "-B").stdout.strip()
+    assert report.startswith("file://") and report.endswith("cliJob000001.metrics/metrics.html")
+    assert run("cost", "-j", "cliJob000001").stdout.strip() == "0.0"  # no local price table: zero
+    (home / "prices.json").write_text(json.dumps({"instance_types": {"t3.micro": 0.5}}))
+    path.write_text(json.dumps(shell_job("true") | {"config": {"log_bucket": "log-bucket", "instance_type": "t3.micro"}}))
+    assert run("cost_estimate", "-i", str(path), "-H", "2").stdout.strip().startswith("1.0")
 
 
 def test_user_mistakes_print_one_line(home, tmp_path):

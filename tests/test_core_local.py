@@ -8,7 +8,7 @@ import time
 import pytest
 
 from jobhelpers import shell_job, wait_done
-from tibanna.exceptions import MalFormattedInputJsonException, MissingFieldInInputJsonException, UserInputError
+from tibanna.exceptions import TibannaError, MalFormattedInputJsonException, MissingFieldInInputJsonException, UserInputError
 
 
 def test_dryrun_validates_and_writes_nothing(api, home):
@@ -32,6 +32,18 @@ def test_bad_description_refused_before_anything_is_written(api, home, mutate, e
         api.run_workflow(job)
     with pytest.raises(error):
         api.run_batch_workflows([shell_job("true"), job])  # one bad description stops the whole batch
+    assert not (home / "buckets").exists()
+    assert api.stat() == []
+
+
+def test_malformed_corpus_refused_through_the_api_with_nothing_written(api, home):
+    from test_jobspec import ESCAPES, MALFORMED, variant
+
+    for name, base, changes, *_ in MALFORMED + ESCAPES:
+        for dryrun in (True, False):
+            with pytest.raises(TibannaError) as info:
+                api.run_workflow(variant(base, *changes), dryrun=dryrun)
+            assert "\n" not in str(info.value) and ": " in str(info.value), name
     assert not (home / "buckets").exists()
     assert api.stat() == []
 

@@ -161,6 +161,24 @@ def cmd_cleanup(a):
         print(f"removed {item}")
 
 
+def cmd_plot_metrics(a):
+    print(_api().plot_metrics(a.job_id, sfn=a.sfn, force_upload=a.force_upload, update_html_only=a.update_html_only,
+                              open_browser=not a.do_not_open_browser, endtime=a.endtime or "",
+                              instance_id=a.instance_id or ""))
+
+
+def cmd_cost(a):
+    print(_api().cost(a.job_id, sfn=a.sfn, update_tsv=a.update_tsv))
+
+
+def cmd_cost_estimate(a):
+    if a.input_json:
+        value, kind = _api().cost_estimate(input_json=a.input_json, hours=a.hours)
+    else:
+        value, kind = _api().cost_estimate(job_id=a.job_id, update_tsv=a.update_tsv, force=a.force)
+    print(f"{value} ({kind})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tibanna", description="Run and track Tibanna jobs "
                                      "(backend: TIBANNA_BACKEND, default local).")
@@ -270,6 +288,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-G", "--do-not-remove-iam-group", action="store_true", help="keep the usergroup")
     p.add_argument("-q", "--quiet", action="store_true", help="say less")
     p.add_argument("-E", "--do-not-ignore-errors", action="store_true", help="fail when nothing is there")
+
+    p = verb("plot_metrics", cmd_plot_metrics, "write a job's metrics report and print where it is")
+    p.add_argument("-j", "--job-id", required=True, help="job id")
+    p.add_argument("-s", "--sfn", default=_default_sfn(), help="step function")
+    p.add_argument("-f", "--force-upload", action="store_true", help="re-plot even when the report is locked")
+    p.add_argument("-B", "--do-not-open-browser", action="store_true", help="do not open a browser")
+    p.add_argument("-u", "--update-html-only", action="store_true", help="re-render the page from the tsvs")
+    p.add_argument("-e", "--endtime", help="end of the time window (YYYYmmdd-HH:MM:SS-UTC)")
+    p.add_argument("-i", "--instance-id", "--instance_id", dest="instance_id", help="the job's instance id")
+
+    p = verb("cost", cmd_cost, "print what a job cost")
+    p.add_argument("-j", "--job-id", required=True, help="job id")
+    p.add_argument("-s", "--sfn", default=_default_sfn(), help="step function")
+    p.add_argument("-u", "--update-tsv", action="store_true", help="write the cost into metrics_report.tsv")
+
+    p = verb("cost_estimate", cmd_cost_estimate, "print a job's cost estimate (or a description's, before a run)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("-j", "--job-id", help="job id")
+    target.add_argument("-i", "--input-json", help="a job description, priced before it runs (with --hours)")
+    p.add_argument("-H", "--hours", type=float, help="expected run time in hours (with --input-json)")
+    p.add_argument("-u", "--update-tsv", action="store_true", help="write the estimate into metrics_report.tsv")
+    p.add_argument("-f", "--force", action="store_true", help="estimate even when the actual cost is known")
     return parser
 
 
