@@ -156,7 +156,7 @@ def test_many_processes_submit_at_once(api, home):
 
 
 def test_supervisor_sigkilled_while_jobs_run(api, home):
-    long_jobs = [api.run_workflow(shell_job("sleep 2"))["jobid"] for _ in range(2)]
+    long_jobs = [api.run_workflow(shell_job("sleep 6"))["jobid"] for _ in range(2)]
     queued = [api.run_workflow(shell_job("true"))["jobid"] for _ in range(3)]
     wait_for(lambda: (home / "supervisor.pid").exists())
     wait_for(lambda: all(api.backend.index.row(j)["phase"] == "running" for j in long_jobs))
