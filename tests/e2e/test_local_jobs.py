@@ -229,3 +229,17 @@ def test_bz2_input(api, home):
     jobid = api.run_workflow(job)["jobid"]
     assert wait_done(api, jobid) == "SUCCEEDED", api.log(job_id=jobid)
     assert (bucket(home, "out-bucket") / "t.txt").read_text() == "bz data"
+
+
+def test_job_folder_freed_after_shutdown_min(api, home, monkeypatch):
+    import tibanna.backends.local.supervisor as sup
+
+    quick = api.run_workflow(shell_job("echo x > /data1/out/x"))["jobid"]
+    kept = shell_job("true")
+    kept["config"]["shutdown_min"] = 30
+    kept = api.run_workflow(kept)["jobid"]
+    wait_done(api, quick), wait_done(api, kept)
+    supervisor = sup.Supervisor(sup.Home(home))
+    supervisor.sweep_job_folders()
+    assert not (home / "jobs" / quick).exists()  # shutdown_min 'now' (default): freed when the job ends
+    assert (home / "jobs" / kept).exists()  # kept 30 minutes for a look, as upstream keeps the instance

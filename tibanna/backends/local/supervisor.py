@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from tibanna.storage import LocalStore
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
+SWEEP_SECONDS = 10.0
 IDLE_EXIT_SECONDS = float(os.environ.get("TIBANNA_SUPERVISOR_IDLE_SECONDS", "30"))
 LOCK_NAME = "supervisor.lock"
 
@@ -202,15 +204,19 @@ class Supervisor:
         signal.set_wakeup_fd(self._wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.recover()
-        quiet_since = time.monotonic()
+        quiet_since = last_sweep = time.monotonic()
         while True:
             self.reap()
             self.schedule()
+            if time.monotonic() - last_sweep > SWEEP_SECONDS:
+                self.sweep_job_folders()
+                last_sweep = time.monotonic()
             if self.workers or self.adopted or self.index.has_active_jobs():
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since > IDLE_EXIT_SECONDS:
                 # Release the lock, then look once more: a job submitted meanwhile either is seen
                 # here or its submitter saw the lock free and started a new supervisor.
+                self.sweep_job_folders()
                 fcntl.flock(lock_handle, fcntl.LOCK_UN)
                 if not self.index.has_active_jobs():
                     return
@@ -224,6 +230,23 @@ class Supervisor:
                 os.read(self._wake_r, 4096)
             except BlockingIOError:
                 pass
+
+    def sweep_job_folders(self) -> None:
+        """Remove the folders of ended jobs once their `shutdown_min` has passed (upstream keeps the
+        instance up that long for a look; 'now', the default, frees the disk when the job ends)."""
+        if not self.home.jobs.is_dir():
+            return
+        now = time.time()
+        for folder in self.home.jobs.iterdir():
+            row = self.index.row(folder.name)
+            if row is not None and (row["phase"] != "done" or row["worker_pid"] in self.adopted):
+                continue
+            keep = 0.0
+            if row is not None:
+                minutes = json.loads(row["description"]).get("config", {}).get("shutdown_min", "now")
+                keep = 60.0 * float(minutes) if str(minutes) != "now" else 0.0
+            if row is None or (row["stopped"] or 0) + keep <= now:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def recover(self) -> None:
         """After a restart: adopt live workers, finalize jobs whose worker is gone."""
