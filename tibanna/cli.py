@@ -44,6 +44,15 @@ def _rerun_flags(p: argparse.ArgumentParser) -> None:
                    help="4DN (Pony) only; accepted for compatibility")
 
 
+def _deploy_flags(p: argparse.ArgumentParser) -> None:
+    """The flags deploy_unicorn and deploy_core share."""
+    p.add_argument("-s", "--suffix", help="name suffix")
+    p.add_argument("-g", "--usergroup", help="usergroup")
+    p.add_argument("-t", "--subnets", nargs="+", help="subnets")
+    p.add_argument("-r", "--security-groups", nargs="+", help="security groups")
+    p.add_argument("-q", "--quiet", action="store_true", help="say less")
+
+
 def _rerun_options(a: argparse.Namespace) -> dict[str, Any]:
     return {"app_name_filter": a.app_name_filter, "instance_type": a.instance_type, "shutdown_min": a.shutdown_min,
             "ebs_size": a.ebs_size, "ebs_type": a.ebs_type, "ebs_iops": a.ebs_iops,
@@ -262,24 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-P", "--do-not-delete-public-access-block", action="store_true", help="keep access blocks")
 
     p = verb("deploy_unicorn", cmd_deploy_unicorn, "deploy a step function")
-    p.add_argument("-s", "--suffix", help="name suffix")
+    _deploy_flags(p)
     p.add_argument("-b", "--buckets", default="", help="comma-separated buckets")
     p.add_argument("-S", "--no-setup", action="store_true", help="skip the usergroup set-up")
     p.add_argument("-C", "--deploy-costupdater", action="store_true", help="deploy the cost updater too")
     p.add_argument("-E", "--no-setenv", action="store_true", help="do not make it the default step function")
-    p.add_argument("-g", "--usergroup", help="usergroup")
     p.add_argument("-P", "--do-not-delete-public-access-block", action="store_true", help="keep access blocks")
-    p.add_argument("-t", "--subnets", nargs="+", help="subnets")
-    p.add_argument("-r", "--security-groups", nargs="+", help="security groups")
-    p.add_argument("-q", "--quiet", action="store_true", help="say less")
 
     p = verb("deploy_core", cmd_deploy_core, "redeploy a step function's workers")
     p.add_argument("-n", "--name", required=True, help="all | unicorn | run_task_awsem | check_task_awsem")
-    p.add_argument("-s", "--suffix", help="name suffix")
-    p.add_argument("-g", "--usergroup", help="usergroup")
-    p.add_argument("-t", "--subnets", nargs="+", help="subnets")
-    p.add_argument("-r", "--security-groups", nargs="+", help="security groups")
-    p.add_argument("-q", "--quiet", action="store_true", help="say less")
+    _deploy_flags(p)
 
     p = verb("cleanup", cmd_cleanup, "remove a usergroup's step functions")
     p.add_argument("-g", "--usergroup", required=True, help="usergroup, e.g. default_3465")
