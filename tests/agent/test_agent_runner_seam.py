@@ -62,12 +62,14 @@ def test_a_runner_prepares_runs_and_reports_outputs(runs: Runs, fake_engine: Non
     assert files["seen"]["target"] == "meta/seen.yml" and files["seen"]["path"] == "/data1/out/seen.yml"
 
 
-def test_a_language_without_a_runner_fails_the_job(runs: Runs) -> None:
+def test_a_language_without_a_runner_fails_the_job(runs: Runs, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(runners.RUNNERS, "cwl")
     jobid, code = runs.run(cwl_description())
     assert code == 1 and runs.markers(jobid) == [protocol.ERROR]
     assert "no runner for language 'cwl_v1'" in runs.log(jobid, protocol.LOG)
 
 
-def test_runner_for_unknown_family() -> None:
+def test_runner_for_unknown_family(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(runners.RUNNERS, "wdl")
     with pytest.raises(TibannaError):
         runners.runner_for("wdl_v1")

@@ -86,7 +86,8 @@ class _Job:
         self.postrun: dict = {"Job": {"JOBID": jobid, "start_time": self.start_time,
                                       "Log": {"log_bucket_directory": log_bucket}}, "config": {}, "commands": []}
         self.folder: JobFolder | None = None
-        self.runtime: str | None = None
+        self.runtime: str | None = None  # the runtime `command` runs in (with the runner's container_image)
+        self.usable_runtime: str | None = None  # also handed to engine runners (cwl, wdl) for their own steps
         self.monitor: Monitor | None = None
         self.mounted: list[Path] = []
         self.output_files: dict[str, dict] | None = None
@@ -172,10 +173,11 @@ class _Job:
         runner = runner_for(language)(run_json)
         self.folder = folder = JobFolder(self.workdir, protocol.language_family(language))
         folder.create()
+        choice = container.requested_runtime(self.defaults.container_runtime, run_json["config"])
+        self.usable_runtime = container.resolve_runtime(choice)
         image = runner.container_image
         if image:
-            choice = container.requested_runtime(self.defaults.container_runtime, run_json["config"])
-            self.runtime = container.resolve_runtime(choice)
+            self.runtime = self.usable_runtime
             if self.runtime is None:
                 reason = "container_runtime is 'none'" if choice == "none" else "no docker daemon answered"
                 self.log.info(f"container_image {image} was not used ({reason}): the command runs on the host")
@@ -200,7 +202,8 @@ class _Job:
             staged = stage_inputs(self.store, run_json["Job"]["Input"], self.folder, self.log)
         self.mounted = list(staged.mounted.values())
         ctx = RunContext(jobid=self.jobid, run_json=run_json, store=self.store, folder=self.folder, log=self.log,
-                         container_runtime=self.runtime, inputs=staged.files, secondary_inputs=staged.secondary)
+                         container_runtime=self.usable_runtime, inputs=staged.files,
+                         secondary_inputs=staged.secondary)
         runner.prepare(ctx)
         return ctx
 

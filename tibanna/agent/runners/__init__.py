@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from tibanna import protocol
 from tibanna.agent.runners.base import RunContext, Runner
+from tibanna.agent.runners.cwl import CwlRunner
 from tibanna.agent.runners.shell import ShellRunner
+from tibanna.agent.runners.snakemake import SnakemakeRunner
+from tibanna.agent.runners.wdl import WdlRunner
 from tibanna.exceptions import TibannaError
 
-RUNNERS: dict[str, type[Runner]] = {"shell": ShellRunner}
+RUNNERS: dict[str, type[Runner]] = {"shell": ShellRunner, "cwl": CwlRunner, "wdl": WdlRunner,
+                                    "snakemake": SnakemakeRunner}
 
 __all__ = ["RUNNERS", "RunContext", "Runner", "runner_for"]
 

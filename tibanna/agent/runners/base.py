@@ -49,7 +49,7 @@ class RunContext:
     store: ObjectStore
     folder: JobFolder
     log: JobLog
-    container_runtime: str | None = None  # set when `command` runs inside the runner's container_image
+    container_runtime: str | None = None  # the usable runtime: `command` runs in container_image with it; engine runners give it to their steps
     inputs: dict[str, Any] = field(default_factory=dict)  # argname -> /data1 path(s), nested as object_key
     secondary_inputs: dict[str, Any] = field(default_factory=dict)
 
