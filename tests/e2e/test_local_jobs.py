@@ -159,7 +159,7 @@ def test_supervisor_sigkilled_while_jobs_run(api, home):
     long_jobs = [api.run_workflow(shell_job("sleep 6"))["jobid"] for _ in range(2)]
     queued = [api.run_workflow(shell_job("true"))["jobid"] for _ in range(3)]
     wait_for(lambda: (home / "supervisor.pid").exists())
-    wait_for(lambda: all(api.backend.index.row(j)["phase"] == "running" for j in long_jobs))
+    wait_for(lambda: all(api.backend.index.row(j)["worker_pid"] for j in long_jobs))
     os.kill(int((home / "supervisor.pid").read_text()), signal.SIGKILL)
     # A worker killed with its supervisor: the next supervisor must not leave it RUNNING.
     row = api.backend.index.row(long_jobs[0])

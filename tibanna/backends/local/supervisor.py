@@ -153,6 +153,10 @@ def kill_job(index: Index, store: LocalStore, jobid: str, soft: bool) -> None:
         end_process_tree(row["worker_pid"], row["worker_created"])
     if row["phase"] == "queued" or not worker_alive(row["worker_pid"], row["worker_created"]):
         finalize(index, store, jobid)
+    # The supervisor may be the one finalizing (it reaped the worker first): return once it is done.
+    deadline = time.monotonic() + 10
+    while index.row(jobid)["phase"] != "done" and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 # Starting the supervisor -------------------------------------------------------------------
@@ -342,11 +346,16 @@ class Supervisor:
         workdir = self.home.workdir(jobid)
         workdir.mkdir(parents=True, exist_ok=True)
         go_r, go_w = os.pipe()
+        ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the worker
             os.close(go_w)
-            _worker(go_r, self.store, jobid, log_bucket, workdir)
+            os.close(ready_r)
+            _worker(go_r, ready_w, self.store, jobid, log_bucket, workdir)
         os.close(go_r)
+        os.close(ready_w)
+        os.read(ready_r, 1)  # the worker leads its own session now, so killpg(pid) reaches all of it
+        os.close(ready_r)
         created = psutil.Process(pid).create_time()
         self.index.conn.execute("UPDATE jobs SET worker_pid=?, worker_created=? WHERE jobid=?", (pid, created, jobid))
         os.write(go_w, b"1")
@@ -355,11 +364,13 @@ class Supervisor:
         return True
 
 
-def _worker(go_fd: int, store: LocalStore, jobid: str, log_bucket: str, workdir: Path) -> None:
-    """The forked worker: wait until the index names it, then run the agent; never returns."""
+def _worker(go_fd: int, ready_fd: int, store: LocalStore, jobid: str, log_bucket: str, workdir: Path) -> None:
+    """The forked worker: lead a new session, wait until the index names it, run the agent; never returns."""
     code = 1
     try:
         os.setsid()
+        os.write(ready_fd, b"r")
+        os.close(ready_fd)
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
