@@ -1,0 +1,189 @@
+"""Operators against the local backend: run, re-attach, retry after failure, defer, kill, rerun, admin."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import psutil
+import pytest
+from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+
+from airflow_helpers import context
+from jobhelpers import shell_job, wait_done, wait_for
+from tibanna import protocol
+from tibanna.core import API
+from tibanna_provider.hooks.tibanna import TibannaJobFailed
+from tibanna_provider.operators.tibanna import (
+    TibannaCleanupOperator,
+    TibannaCostOperator,
+    TibannaDeployUnicornOperator,
+    TibannaKillOperator,
+    TibannaPlotMetricsOperator,
+    TibannaRerunOperator,
+    TibannaRunWorkflowOperator,
+    attempt_job_id,
+    task_job_id,
+)
+from tibanna_provider.triggers.tibanna import TibannaJobTrigger
+
+FAST = {"poll_interval": 0.05}
+
+
+def run_op(input_json: dict, **kwargs) -> TibannaRunWorkflowOperator:
+    return TibannaRunWorkflowOperator(task_id="task", input_json=input_json, **FAST | kwargs)
+
+
+@pytest.mark.parametrize("dag_id, task_id, run_id, map_index", [
+    ("dag", "task", "manual__2024-01-01T00:00:00+00:00", -1),
+    ("_odd dag:id", "group.task", "scheduled__2024-01-01T00:00:00+00:00", 7),
+    ("d" * 250, "t" * 250, "r" * 250, 100000),
+])
+def test_task_job_ids_are_valid_readable_and_distinct(dag_id, task_id, run_id, map_index):
+    jobid = task_job_id(dag_id, task_id, run_id, map_index)
+    assert protocol.JOBID_PATTERN.fullmatch(attempt_job_id(jobid, 99999))
+    assert jobid == task_job_id(dag_id, task_id, run_id, map_index)  # stable across tries and processes
+    assert jobid.startswith(dag_id.strip("_").replace(" ", "_").replace(":", "_")[:20])
+    others = {task_job_id(dag_id, task_id, run_id + "x", map_index),
+              task_job_id(dag_id, task_id, run_id, -1 - map_index),
+              task_job_id(dag_id + "x", task_id, run_id, map_index),
+              task_job_id(dag_id, task_id + "x", run_id, map_index)}
+    assert jobid not in others and len(others) == 4
+    assert task_job_id("a:b", "t", "r") != task_job_id("a_b", "t", "r")  # sanitising never merges ids
+
+
+def test_run_returns_the_job_id_pushes_it_and_its_links(home):
+    ctx = context()
+    op = run_op(shell_job("echo hi > /data1/out/hi.txt", outputs={"file:///data1/out/hi.txt": "op/hi.txt"}))
+    jobid = op.execute(ctx)
+    assert jobid == task_job_id("dag", "task", ctx["ti"].run_id)
+    assert (home / "buckets" / "out-bucket" / "op" / "hi.txt").read_text() == "hi\n"
+    pushed = ctx["ti"].pushed
+    assert pushed["job_id"] == jobid
+    assert pushed["_link_TibannaJobLogLink"].endswith(f"/buckets/log-bucket/{jobid}.log")
+    assert pushed["_link_TibannaExecutionLink"] == ""
+
+
+def test_a_second_try_reattaches_to_the_running_job(home):
+    job = shell_job("sleep 1")
+    first = run_op(job, wait_for_completion=False).execute(context())
+    assert API().check_status(job_id=first) == "RUNNING"
+    again = run_op(job).execute(context())  # the retry waits for the job the first try started
+    assert again == first
+    assert [row["jobid"] for row in API().stat()] == [first]
+    assert run_op(job).execute(context()) == first  # and a SUCCEEDED job is not run again
+
+
+def test_a_try_after_a_failed_job_starts_a_fresh_one_named_after_it(home):
+    job = shell_job("echo 'no reference genome' >&2; exit 3")
+    with pytest.raises(TibannaJobFailed) as failure:
+        run_op(job).execute(context())
+    base = task_job_id("dag", "task", context()["ti"].run_id)
+    assert str(failure.value).startswith(f"Tibanna job {base} FAILED: AWSEMJobErrorException")
+    assert "no reference genome" in str(failure.value)
+    ctx = context()
+    with pytest.raises(TibannaJobFailed):
+        run_op(job).execute(ctx)
+    assert ctx["ti"].pushed["job_id"] == f"{base}-2"
+    assert ctx["ti"].pushed["previous_job_id"] == base
+    assert {row["jobid"]: row["status"] for row in API().stat()} == {base: "FAILED", f"{base}-2": "FAILED"}
+
+
+def test_deferrable_run_defers_with_a_trigger_and_completes_from_its_event(home):
+    op = run_op(shell_job("sleep 1"), deferrable=True, max_wait=timedelta(hours=2))
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context())
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, TibannaJobTrigger) and trigger.kill_on_kill  # a user's kill ends the job
+    assert deferred.value.method_name == "execute_complete" and deferred.value.timeout == timedelta(hours=2)
+    jobid = trigger.job_ids[0]
+    assert op.execute_complete({}, {"status": "success", "job_ids": [jobid], "statuses": {}}) == jobid
+    with pytest.raises(TibannaJobFailed, match="boom"):
+        op.execute_complete({}, {"status": "error", "job_ids": [jobid], "message": "boom"})
+    assert wait_done(API(), jobid) == "SUCCEEDED"
+    assert run_op(shell_job("sleep 1"), deferrable=True).execute(context()) == jobid  # done: no deferral
+
+
+def test_on_kill_ends_the_job_and_leaves_nothing_running(home):
+    marker = f"onkill{time.time_ns()}"
+    op = run_op(shell_job(f"sleep 300 # {marker}"))
+    errors: list[BaseException] = []
+
+    def execute() -> None:
+        try:
+            op.execute(context())
+        except BaseException as err:  # noqa: BLE001 - the thread hands its outcome to the test
+            errors.append(err)
+
+    thread = threading.Thread(target=execute)
+    thread.start()
+    wait_for(lambda: _processes(marker))
+    op.on_kill()
+    thread.join(timeout=30)
+    assert API().check_status(job_id=op.watched_job_id) == "ABORTED"
+    assert isinstance(errors[0], TibannaJobFailed)
+    wait_for(lambda: not _processes(marker), timeout=10)
+    assert API().stat(status="RUNNING") == []
+
+
+def _processes(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(marker in part for part in proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+def test_kill_operator(home):
+    jobid = API().run_workflow(shell_job("sleep 300"))["jobid"]
+    assert TibannaKillOperator(task_id="kill", job_id=jobid).execute(context()) == "ABORTED"
+
+
+def test_rerun_operator_runs_the_kept_description_with_overrides(home):
+    api = API()
+    job = shell_job("cat /data1/input/in.txt > /data1/out/copy.txt", app_name="copier",
+                    inputs={"in": {"bucket_name": "in-bucket", "object_key": "in.txt"}},
+                    outputs={"file:///data1/out/copy.txt": "rerun/copy.txt"})
+    failed = api.run_workflow(job)["jobid"]
+    assert wait_done(api, failed) == "FAILED"
+    api.backend.store.put_text("in-bucket", "in.txt", "now here\n")
+    ctx = context()
+    jobid = TibannaRerunOperator(task_id="rerun", job_id=failed, override_config={"ebs_size": 20},
+                                 **FAST).execute(ctx)
+    assert api.check_status(job_id=jobid) == "SUCCEEDED"
+    assert api.backend.get(job_id=jobid).rerun_of == failed
+    assert api.backend.get(job_id=jobid).description["config"]["ebs_size"] == 20
+    assert (home / "buckets" / "out-bucket" / "rerun" / "copy.txt").read_text() == "now here\n"
+    with pytest.raises(AirflowSkipException):
+        TibannaRerunOperator(task_id="rerun", job_id=failed, app_name_filter="other").execute(context())
+
+
+def test_deploy_and_cleanup_operators(home):
+    sfn = TibannaDeployUnicornOperator(task_id="deploy", usergroup="lab", buckets="log-bucket,out-bucket",
+                                       suffix="dev").execute(context())
+    assert sfn == "tibanna_unicorn_lab_dev"
+    assert sfn in [s["name"] for s in API().list_sfns()]
+    assert API().backend.default_sfn() == "tibanna_unicorn"  # no_setenv by default
+    removed = TibannaCleanupOperator(task_id="cleanup", user_group_name="lab").execute(context())
+    assert sfn in removed
+    assert sfn not in [s["name"] for s in API().list_sfns()]
+
+
+needs_metrics_api = pytest.mark.skipif(not hasattr(API, "plot_metrics") or not hasattr(API, "cost_estimate"),
+                                       reason="API.plot_metrics / cost / cost_estimate not in tibanna.core yet")
+
+
+@needs_metrics_api
+def test_plot_metrics_and_cost_operators(home):
+    api = API()
+    jobid = api.run_workflow(shell_job("sleep 1"))["jobid"]
+    assert wait_done(api, jobid) == "SUCCEEDED"
+    ctx = context()
+    report = TibannaPlotMetricsOperator(task_id="metrics", job_id=jobid).execute(ctx)
+    assert report == ctx["ti"].pushed["_link_TibannaMetricsReportLink"]
+    assert jobid in report
+    estimate = TibannaCostOperator(task_id="cost", job_id=jobid, estimate=True).execute(context())
+    assert set(estimate) == {"cost", "type"} and estimate["cost"] >= 0

@@ -1,0 +1,107 @@
+"""TibannaJobTrigger: serialisation round trips, and runs under plain asyncio with a shared poller."""
+from __future__ import annotations
+
+import asyncio
+import time
+from unittest import mock
+
+from jobhelpers import shell_job, wait_done
+from tibanna.core import API
+from tibanna_provider.hooks.tibanna import TibannaHook
+from tibanna_provider.triggers.tibanna import StatusPoller, TibannaJobTrigger
+
+
+def first_event(trigger: TibannaJobTrigger, timeout: float = 30) -> dict:
+    async def run() -> dict:
+        return (await asyncio.wait_for(trigger.run().__anext__(), timeout)).payload
+
+    return asyncio.run(run())
+
+
+def test_serialize_round_trips_directly_through_serde_and_the_trigger_table():
+    from airflow.models.trigger import Trigger
+    from airflow.sdk._shared.module_loading import import_string
+    from airflow.sdk.serde import deserialize, serialize
+
+    trigger = TibannaJobTrigger(["a", "b"], "my_conn", poll_interval=5, forward_log=False, log_offsets={"a": 10},
+                                kill_on_kill=True)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "tibanna_provider.triggers.tibanna.TibannaJobTrigger"
+    for copy in (import_string(classpath)(**kwargs), import_string(classpath)(**deserialize(serialize(kwargs))),
+                 import_string(classpath)(**Trigger.from_object(trigger).kwargs)):
+        assert copy.serialize() == (classpath, kwargs)
+    assert TibannaJobTrigger("a").serialize()[1]["job_ids"] == ["a"]
+
+
+def test_success_event_with_statuses_and_forwarded_log(home, capfd):
+    api = API()
+    jobid = api.run_workflow(shell_job("echo from-the-job"))["jobid"]
+    event = first_event(TibannaJobTrigger([jobid], poll_interval=0.05))
+    assert event == {"status": "success", "job_ids": [jobid], "statuses": {jobid: "SUCCEEDED"}}
+    task_log = capfd.readouterr().out  # the trigger's log (structlog, as in the triggerer)
+    assert f"[{jobid}] from-the-job" in task_log
+
+
+def test_error_events_for_a_failed_job_and_an_unknown_one(home):
+    api = API()
+    jobid = api.run_workflow(shell_job("echo 'disk full' >&2; exit 1"))["jobid"]
+    assert wait_done(api, jobid) == "FAILED"
+    event = first_event(TibannaJobTrigger([jobid], poll_interval=0.05))
+    assert event["status"] == "error"
+    assert event["message"].startswith(f"Tibanna job {jobid} FAILED: AWSEMJobErrorException")
+    assert "disk full" in event["message"]
+    unknown = first_event(TibannaJobTrigger(["no-such-job"], poll_interval=0.05))
+    assert unknown["status"] == "error" and "no Tibanna job no-such-job" in unknown["message"]
+
+
+def test_many_deferred_waits_share_one_status_query_per_interval(home):
+    api = API()
+    jobids = [api.run_workflow(shell_job(f"sleep {s}"))["jobid"] for s in (0.5, 1, 1.5)]
+    triggers = [TibannaJobTrigger([jobid], poll_interval=0.1, forward_log=False) for jobid in jobids * 4]
+    triggers.append(TibannaJobTrigger(jobids, poll_interval=0.1, forward_log=False))
+    queried: list[list[str]] = []
+    real = TibannaHook.statuses
+
+    def counting(hook: TibannaHook, job_ids) -> dict[str, str]:
+        queried.append(sorted(job_ids))
+        return real(hook, job_ids)
+
+    async def run_all() -> list[dict]:
+        async def one(trigger: TibannaJobTrigger) -> dict:
+            return (await trigger.run().__anext__()).payload
+
+        events = await asyncio.wait_for(asyncio.gather(*map(one, triggers)), timeout=30)
+        await asyncio.sleep(0.3)  # the poller notices it has no watchers left
+        assert StatusPoller._by_loop.get(asyncio.get_running_loop(), {}) == {}
+        return events
+
+    started = time.monotonic()
+    with mock.patch.object(TibannaHook, "statuses", counting):
+        events = asyncio.run(run_all())
+    elapsed = time.monotonic() - started
+    assert {e["status"] for e in events} == {"success"}
+    assert queried[0] == sorted(jobids)  # every watched job in one query
+    assert len(queried) <= elapsed / 0.1 + 2  # one query per interval, not one per trigger
+    assert len(queried) < len(triggers) * 3, queried
+
+
+def test_a_failed_status_query_reaches_every_watcher_as_an_error_event(home):
+    def broken(hook: TibannaHook, job_ids) -> dict[str, str]:
+        raise RuntimeError("index unreachable")
+
+    async def run_two() -> list[dict]:
+        triggers = [TibannaJobTrigger([name], poll_interval=0.05) for name in ("a", "b")]
+        return [event.payload for event in await asyncio.gather(*(t.run().__anext__() for t in triggers))]
+
+    with mock.patch.object(TibannaHook, "statuses", broken):
+        events = asyncio.run(run_two())
+    assert [e["message"] for e in events] == ["RuntimeError: index unreachable"] * 2
+
+
+def test_on_kill_ends_the_jobs_only_of_a_trigger_that_owns_them(home):
+    api = API()
+    jobid = api.run_workflow(shell_job("sleep 300"))["jobid"]
+    asyncio.run(TibannaJobTrigger([jobid]).on_kill())  # a sensor's trigger: the job is not its own
+    assert api.check_status(job_id=jobid) == "RUNNING"
+    asyncio.run(TibannaJobTrigger([jobid], kill_on_kill=True).on_kill())
+    assert api.check_status(job_id=jobid) == "ABORTED"

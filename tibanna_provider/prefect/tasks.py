@@ -1,0 +1,386 @@
+"""Prefect tasks for Tibanna jobs: submit, wait, rerun, kill, stat, metrics and cost.
+
+Every task works in sync flows; its twin with an `a` prefix (`arun_workflow`, `await_for_job`,
+...) is the same task for async flows, to `await`. Without `settings`, `API()`'s defaults from
+the environment apply (`TIBANNA_BACKEND`, `TIBANNA_HOME`, ...).
+
+Submission is idempotent: `run_workflow` derives the job id from the flow run and what it
+submits, so a retry of the task or of its flow re-attaches to the job it started, unless that
+job ended FAILED, TIMED_OUT or ABORTED; then the retry starts a fresh job, `<key>-2`, `<key>-3`...
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import string
+from typing import Any, Callable, Coroutine, ParamSpec, TypeVar
+
+import anyio
+from prefect import Task, task
+from prefect.context import TaskRunContext
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
+from prefect.utilities.asyncutils import run_coro_as_sync, run_sync_in_worker_thread
+
+from tibanna import exceptions, jobspec, protocol
+from tibanna.backends.base import JobRecord
+from tibanna.core import API
+from tibanna_provider.prefect.settings import TibannaSettings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+RESTARTED_AFTER = (protocol.FAILED, protocol.TIMED_OUT, protocol.ABORTED)
+FIRST_POLL_DELAY = 0.5  # seconds; polls back off from here to `poll_interval`
+_JOBID_ALPHABET = string.ascii_letters + string.digits
+Logger = logging.Logger | logging.LoggerAdapter
+
+
+def _logger() -> Logger:
+    """The run's logger inside a task run (its lines reach the Prefect UI), else this module's."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
+def _api(settings: TibannaSettings | None) -> API:
+    return (settings or TibannaSettings()).get_api()
+
+
+def _async_twin(sync_task: Task[P, R]) -> Task[P, Coroutine[Any, Any, R]]:
+    """`sync_task` for async flows: the same call, run in a worker thread so the event loop goes on."""
+    fn: Callable[P, R] = sync_task.fn
+
+    @functools.wraps(fn)
+    async def twin(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await run_sync_in_worker_thread(fn, *args, **kwargs)
+
+    twin.__name__ = twin.__qualname__ = f"a{fn.__name__}"
+    twin.__doc__ = f"`{fn.__name__}` for async flows: `await {twin.__name__}(...)` takes the same arguments."
+    return task(twin)
+
+
+# Submission -------------------------------------------------------------------------------------
+def job_key(description: dict, step_function: str | None) -> str | None:
+    """The job id this task run submits under: 12 letters and digits, as upstream's job ids.
+
+    Derived from the flow run (or, for a task run outside any flow, the task run) and from what is
+    submitted, so every try of the same call gets the same id and two different calls in one flow
+    run get different ones. None outside a task run (a plain `run_workflow.fn(...)` call).
+    """
+    context = TaskRunContext.get()
+    if context is None:
+        return None
+    run = context.task_run
+    owner = run.flow_run_id or run.id
+    identity = json.dumps([str(owner), step_function, description], sort_keys=True, default=str)
+    number = int.from_bytes(hashlib.sha256(identity.encode()).digest(), "big")
+    chars = []
+    for _ in range(protocol.JOBID_LENGTH):
+        number, digit = divmod(number, len(_JOBID_ALPHABET))
+        chars.append(_JOBID_ALPHABET[digit])
+    return "".join(chars)
+
+
+def _current_job(api: API, key: str) -> tuple[str, str | None]:
+    """The job of this key to attach to and its status, or the next id to start (status None)."""
+    generation = 1
+    while True:
+        jobid = key if generation == 1 else f"{key}-{generation}"
+        rows = api.stat(job_ids=[jobid])
+        if not rows:
+            return jobid, None
+        if rows[0]["status"] not in RESTARTED_AFTER:
+            return jobid, rows[0]["status"]
+        _logger().info("job %s of an earlier try ended %s; this try starts a fresh one", jobid, rows[0]["status"])
+        generation += 1
+
+
+@task
+def run_workflow(input_json: dict | str, settings: TibannaSettings | None = None, jobid: str | None = None) -> str:
+    """Submit a job (a description dict or a JSON file) and return its job id.
+
+    A retry re-attaches to the job an earlier try submitted (see `job_key`); so does the same
+    description submitted twice in one flow run, as Prefect's default cache key (inputs and run)
+    would have it. A `jobid` given here or in the description is used as it is: the same id
+    always means the same job, whatever ended it.
+
+    Example:
+        Submit a job and wait for it:
+        ```python
+        from prefect import flow
+        from tibanna_provider.prefect import run_workflow, wait_for_job
+
+        JOB = {"args": {"language": "shell", "command": "echo hello", "container_image": "ubuntu:20.04",
+                        "output_S3_bucket": "my-data"},
+               "config": {"log_bucket": "my-logs", "cpu": 1, "mem": 1}}
+
+        @flow
+        def hello() -> dict:
+            job_id = run_workflow(JOB)
+            return wait_for_job(job_id)
+
+        postrun = hello()
+        ```
+    """
+    settings = settings or TibannaSettings()
+    api = settings.get_api()
+    description = jobspec.load_description(input_json)
+    jobid = jobid or description.get("jobid")
+    key = None if jobid else job_key(description, settings.step_function)
+    if key:
+        jobid, status = _current_job(api, key)
+        if status:
+            _logger().info("re-attaching to job %s (%s): this flow run submitted it before", jobid, status)
+            return jobid
+    result = api.run_workflow(description, sfn=settings.step_function, jobid=jobid, open_browser=False,
+                              verbose=False)
+    _logger().info("submitted job %s; its log: %s", result["jobid"], result["_tibanna"]["url"])
+    return result["jobid"]
+
+
+# Waiting ----------------------------------------------------------------------------------------
+def _read(api: API, job_id: str) -> tuple[JobRecord, str]:
+    """The job's index record and its log so far (status first: once it is final, so is the log)."""
+    record = api.backend.get(job_id=job_id)
+    if record is None:
+        raise exceptions.UserInputError(f"job_id: no job {job_id}")
+    return record, api.log(job_id=job_id, logbucket=record.log_bucket, quiet=True)
+
+
+def _forward(job_id: str, text: str, done: int, final: bool, logger: Logger) -> int:
+    """Log the job's lines after offset `done` (whole lines only, until the job is over); the new offset."""
+    end = len(text) if final else max(done, text.rfind("\n") + 1)
+    for line in text[done:end].splitlines():
+        logger.info("%s | %s", job_id, line)
+    return end
+
+
+def _failure(record: JobRecord, text: str, log_tail: int) -> exceptions.TibannaError:
+    """The job's own error class (upstream's name, e.g. AWSEMJobErrorException), its cause and log tail."""
+    error_class = getattr(exceptions, record.error or "", None)
+    if not (isinstance(error_class, type) and issubclass(error_class, exceptions.TibannaError)):
+        error_class = exceptions.TibannaError
+    message = f"job {record.jobid} {record.status}"
+    message += f" with {record.error}" if record.error else ""
+    message += f": {record.cause}" if record.cause else ""
+    tail = text.splitlines()[-log_tail:] if log_tail > 0 else []
+    if tail:
+        message += f"\nlast {len(tail)} lines of its log:\n" + "\n".join(tail)
+    return error_class(message)
+
+
+async def _wait(job_id: str, settings: TibannaSettings | None, poll_interval: float, log_tail: int,
+                logger: Logger) -> dict:
+    """Poll the job (backing off to `poll_interval`) and forward its log; its postrun JSON, or its error."""
+    api = _api(settings)
+    done, delay = 0, FIRST_POLL_DELAY
+    while True:
+        record, text = await run_sync_in_worker_thread(_read, api, job_id)
+        finished = record.status != protocol.RUNNING
+        done = _forward(job_id, text, done, finished, logger)
+        if finished:
+            break
+        await anyio.sleep(delay)
+        delay = min(delay * 2, poll_interval)
+    if record.status != protocol.SUCCEEDED:
+        raise _failure(record, text, log_tail)
+    postrun = await run_sync_in_worker_thread(api.log, job_id=job_id, logbucket=record.log_bucket,
+                                              postrunjson=True, quiet=True)
+    return json.loads(postrun)
+
+
+@task
+def wait_for_job(job_id: str, settings: TibannaSettings | None = None, poll_interval: float = 30.0,
+                 log_tail: int = 20) -> dict:
+    """Wait until a job ends, its log forwarded to this run's log; return its postrun JSON.
+
+    Polls quickly at first, then every `poll_interval` seconds. A job that did not succeed
+    raises its own error class (`AWSEMJobErrorException`, `EC2UnintendedTerminationException`,
+    ...) with its cause and the last `log_tail` lines of its log. For a deadline, give the task
+    Prefect's `timeout_seconds`; the job itself keeps running.
+
+    Example:
+        In an async flow, with the twins:
+        ```python
+        import asyncio
+        from prefect import flow
+        from tibanna_provider.prefect import arun_workflow, await_for_job
+
+        JOB = {"args": {"language": "shell", "command": "echo hello", "container_image": "ubuntu:20.04",
+                        "output_S3_bucket": "my-data"},
+               "config": {"log_bucket": "my-logs", "cpu": 1, "mem": 1}}
+
+        @flow
+        async def hello() -> dict:
+            job_id = await arun_workflow(JOB)
+            return await await_for_job(job_id, poll_interval=10)
+
+        postrun = asyncio.run(hello())
+        ```
+    """
+    return run_coro_as_sync(_wait(job_id, settings, poll_interval, log_tail, _logger()))
+
+
+@task
+async def await_for_job(job_id: str, settings: TibannaSettings | None = None, poll_interval: float = 30.0,
+                        log_tail: int = 20) -> dict:
+    """`wait_for_job` for async flows: it polls without holding a thread."""
+    return await _wait(job_id, settings, poll_interval, log_tail, _logger())
+
+
+# Control and reports ----------------------------------------------------------------------------
+@task
+def rerun(job_id: str, settings: TibannaSettings | None = None, **options: Any) -> str | None:
+    """Run a job again from its kept description; returns the new job id.
+
+    `options` are `API().rerun`'s: `instance_type`, `ebs_size`, `override_config`, `use_spot`,
+    ...; with `app_name_filter`, a job of another app is not rerun and None is returned. Unlike
+    `run_workflow`, each try starts a new job (the core's rerun takes no job id), so give this
+    task no retries.
+
+    Example:
+        Rerun a job with a bigger disk:
+        ```python
+        from prefect import flow
+        from tibanna_provider.prefect import rerun, stat
+
+        @flow
+        def rerun_failed() -> list[str | None]:
+            return [rerun(row["jobid"], ebs_size=50) for row in stat(status="FAILED", n=5)]
+
+        new_job_ids = rerun_failed()
+        ```
+    """
+    settings = settings or TibannaSettings()
+    result = settings.get_api().rerun(job_id=job_id, sfn=settings.step_function, verbose=False, **options)
+    return result["jobid"] if result else None
+
+
+@task
+def kill(job_id: str, settings: TibannaSettings | None = None, soft: bool = False) -> None:
+    """End a running job: ABORTED, or with `soft`, FAILED with JobAbortedException; a finished job is left as is.
+
+    Example:
+        ```python
+        from prefect import flow
+        from tibanna_provider.prefect import kill, run_workflow
+
+        JOB = {"args": {"language": "shell", "command": "sleep 600", "container_image": "ubuntu:20.04",
+                        "output_S3_bucket": "my-data"},
+               "config": {"log_bucket": "my-logs", "cpu": 1, "mem": 1}}
+
+        @flow
+        def start_and_stop() -> None:
+            kill(run_workflow(JOB))
+
+        start_and_stop()
+        ```
+    """
+    _api(settings).kill(job_id=job_id, soft=soft)
+
+
+@task
+def stat(job_ids: list[str] | None = None, settings: TibannaSettings | None = None, status: str | None = None,
+         n: int | None = None, long: bool = False) -> list[dict]:
+    """Jobs as upstream's `stat` rows (jobid, status, name, start_time, stop_time; `long` adds the instance's).
+
+    With `job_ids`, those jobs; else the newest `n` of the step function, optionally only those
+    with `status`.
+
+    Example:
+        ```python
+        from prefect import flow
+        from tibanna_provider.prefect import stat
+
+        @flow
+        def running_jobs() -> list[str]:
+            return [row["jobid"] for row in stat(status="RUNNING")]
+
+        running_jobs()
+        ```
+    """
+    settings = settings or TibannaSettings()
+    return settings.get_api().stat(sfn=None if job_ids else settings.step_function, status=status, n=n,
+                                   job_ids=job_ids, long=long)
+
+
+@task
+def plot_metrics(job_id: str, settings: TibannaSettings | None = None) -> str:
+    """Build the job's resource metrics report (metrics.html and its TSVs in the log bucket); returns its location.
+
+    Example:
+        ```python
+        from prefect import flow
+        from tibanna_provider.prefect import plot_metrics, run_workflow, wait_for_job
+
+        JOB = {"args": {"language": "shell", "command": "echo hello", "container_image": "ubuntu:20.04",
+                        "output_S3_bucket": "my-data"},
+               "config": {"log_bucket": "my-logs", "cpu": 1, "mem": 1}}
+
+        @flow
+        def with_report() -> str:
+            job_id = run_workflow(JOB)
+            wait_for_job(job_id)
+            return plot_metrics(job_id)
+
+        report = with_report()
+        ```
+    """
+    return _api(settings).plot_metrics(job_id, open_browser=False)
+
+
+@task
+def cost(job_id: str, settings: TibannaSettings | None = None) -> float | None:
+    """What a job cost, in USD; None while it runs.
+
+    Example:
+        ```python
+        from prefect import flow
+        from tibanna_provider.prefect import cost, stat
+
+        @flow
+        def spent_lately() -> float:
+            return sum(cost(row["jobid"]) or 0 for row in stat(status="SUCCEEDED", n=10))
+
+        spent_lately()
+        ```
+    """
+    return _api(settings).cost(job_id)
+
+
+@task
+def cost_estimate(job_id: str | None = None, input_json: dict | str | None = None, hours: float | None = None,
+                  settings: TibannaSettings | None = None) -> tuple[float, str]:
+    """A cost estimate in USD and its kind: of a job, or before submitting, of a description run for `hours`.
+
+    Example:
+        ```python
+        from prefect import flow
+        from tibanna_provider.prefect import cost_estimate
+
+        JOB = {"args": {"language": "shell", "command": "echo hello", "container_image": "ubuntu:20.04",
+                        "output_S3_bucket": "my-data"},
+               "config": {"log_bucket": "my-logs", "instance_type": "t3.medium"}}
+
+        @flow
+        def budget() -> float:
+            usd, kind = cost_estimate(input_json=JOB, hours=2)
+            return usd
+
+        budget()
+        ```
+    """
+    return _api(settings).cost_estimate(job_id=job_id, input_json=input_json, hours=hours)
+
+
+arun_workflow = _async_twin(run_workflow)
+arerun = _async_twin(rerun)
+akill = _async_twin(kill)
+astat = _async_twin(stat)
+aplot_metrics = _async_twin(plot_metrics)
+acost = _async_twin(cost)
+acost_estimate = _async_twin(cost_estimate)

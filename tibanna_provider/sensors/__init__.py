@@ -1,0 +1,1 @@
+"""Tibanna's Airflow sensors."""

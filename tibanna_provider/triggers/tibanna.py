@@ -1,0 +1,136 @@
+"""TibannaJobTrigger: waits in the triggerer until jobs end, forwarding their logs meanwhile.
+
+Many deferred waits in one triggerer share one status query per poll interval: a `StatusPoller`
+per event loop and connection settings gathers every watched job id into one
+`stat(job_ids=[...])` call (the API is sync, so it runs in a thread).
+"""
+from __future__ import annotations
+
+import asyncio
+import weakref
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Iterable
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from tibanna_provider.hooks.tibanna import TibannaHook, TibannaJobFailed, TibannaSettings
+
+DEFAULT_POLL_INTERVAL = 30.0  # seconds; one status query serves every job watched by the triggerer
+
+
+class StatusPoller:
+    """Reads the status of every watched job in one query per interval, for all its watchers.
+
+    The interval is the shortest one asked for by a current watcher; the poller stops when the
+    last watcher leaves. Use `StatusPoller.shared(settings)` to get the one of the running loop.
+    """
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[TibannaSettings, StatusPoller]] = (
+        weakref.WeakKeyDictionary())
+
+    def __init__(self, settings: TibannaSettings) -> None:
+        self.settings = settings
+        self._hook = TibannaHook(settings=settings)
+        self._watchers: dict[object, tuple[frozenset[str], float]] = {}
+        self._next_round: asyncio.Future[tuple[dict[str, str], BaseException | None]] | None = None
+        self._task: asyncio.Task | None = None
+
+    @classmethod
+    def shared(cls, settings: TibannaSettings) -> StatusPoller:
+        """The poller of these settings on the running event loop."""
+        pollers = cls._by_loop.setdefault(asyncio.get_running_loop(), {})
+        if settings not in pollers:
+            pollers[settings] = cls(settings)
+        return pollers[settings]
+
+    @asynccontextmanager
+    async def watching(self, job_ids: Iterable[str], interval: float) -> AsyncIterator[StatusPoller]:
+        """Include these jobs in every query while inside the block."""
+        key = object()
+        self._watchers[key] = (frozenset(job_ids), interval)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        try:
+            yield self
+        finally:
+            del self._watchers[key]
+
+    async def next_statuses(self) -> dict[str, str]:
+        """The statuses found by the next query (of every watched job)."""
+        if self._next_round is None:
+            self._next_round = asyncio.get_running_loop().create_future()
+        statuses, error = await asyncio.shield(self._next_round)
+        if error is not None:
+            raise error
+        return statuses
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._watchers:
+            job_ids = sorted(set().union(*(ids for ids, _ in self._watchers.values())))
+            interval = min(interval for _, interval in self._watchers.values())
+            this_round = self._next_round or loop.create_future()
+            self._next_round = loop.create_future()
+            try:
+                this_round.set_result((await asyncio.to_thread(self._hook.statuses, job_ids), None))
+            except Exception as err:  # every watcher of this round gets the error
+                this_round.set_result(({}, err))
+            await asyncio.sleep(interval)
+        self._by_loop.get(loop, {}).pop(self.settings, None)
+
+
+class TibannaJobTrigger(BaseTrigger):
+    """Fires when every job SUCCEEDED (`status: success`) or any ended otherwise (`status: error`).
+
+    :param job_ids: the jobs to wait for.
+    :param tibanna_conn_id: the `tibanna` connection (the environment's defaults when it does not exist).
+    :param poll_interval: seconds between status queries.
+    :param forward_log: copy the jobs' new log lines into the task log while waiting.
+    :param log_offsets: how much of each log the task already forwarded.
+    :param kill_on_kill: end the jobs when a user kills the deferred task (the task started them).
+    """
+
+    def __init__(self, job_ids: list[str] | str, tibanna_conn_id: str = TibannaHook.default_conn_name,
+                 poll_interval: float = DEFAULT_POLL_INTERVAL, forward_log: bool = True,
+                 log_offsets: dict[str, int] | None = None, kill_on_kill: bool = False) -> None:
+        super().__init__()
+        self.job_ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+        self.tibanna_conn_id = tibanna_conn_id
+        self.poll_interval = float(poll_interval)
+        self.forward_log = forward_log
+        self.log_offsets = dict(log_offsets or {})
+        self.kill_on_kill = kill_on_kill
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (f"{type(self).__module__}.{type(self).__qualname__}",
+                {"job_ids": self.job_ids, "tibanna_conn_id": self.tibanna_conn_id,
+                 "poll_interval": self.poll_interval, "forward_log": self.forward_log,
+                 "log_offsets": self.log_offsets, "kill_on_kill": self.kill_on_kill})
+
+    async def on_kill(self) -> None:
+        """A user killed the deferred task (marked it failed or succeeded, cleared it): end its jobs."""
+        if not self.kill_on_kill:
+            return
+        hook = TibannaHook(self.tibanna_conn_id, settings=await TibannaHook.async_settings(self.tibanna_conn_id))
+        for jobid in self.job_ids:
+            await asyncio.to_thread(hook.api.kill, job_id=jobid)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        payload: dict[str, Any] = {"job_ids": self.job_ids}
+        try:
+            settings = await TibannaHook.async_settings(self.tibanna_conn_id)
+            hook = TibannaHook(self.tibanna_conn_id, settings=settings)
+            offsets = self.log_offsets if self.forward_log else None
+            poller = StatusPoller.shared(settings)
+            async with poller.watching(self.job_ids, self.poll_interval):
+                while True:
+                    statuses = await poller.next_statuses()
+                    done = await asyncio.to_thread(hook.check, self.job_ids, offsets, self.log, statuses)
+                    if done is not None:
+                        yield TriggerEvent(payload | {"status": "success", "statuses": done})
+                        return
+        except TibannaJobFailed as err:
+            yield TriggerEvent(payload | {"status": "error", "message": str(err)})
+        except Exception as err:  # the task fails with the reason, instead of a bare trigger failure
+            self.log.exception("waiting for Tibanna job(s) %s failed", ", ".join(self.job_ids))
+            yield TriggerEvent(payload | {"status": "error", "message": f"{type(err).__name__}: {err}"})
