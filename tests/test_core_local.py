@@ -102,6 +102,11 @@ def test_rerun_keeps_input_and_applies_overrides(api, home):
     assert again["_tibanna"]["run_name"] == "second-try"
     assert api.backend.get(job_id=again["jobid"]).rerun_of == first["jobid"]
     assert api.rerun(job_id=first["jobid"], appname_filter="bwa-mem") is None
+    once = api.rerun(job_id=first["jobid"], jobid="rerunOnce001")
+    assert api.rerun(job_id=first["jobid"], jobid="rerunOnce001") == once  # idempotent with a jobid
+    linked = api.run_workflow(shell_job("true"), rerun_of=first["jobid"])
+    assert api.backend.get(job_id=linked["jobid"]).rerun_of == first["jobid"]
+    wait_done(api, once["jobid"]), wait_done(api, linked["jobid"])
     wait_done(api, again["jobid"])
 
 

@@ -129,9 +129,11 @@ class API:
 
     def run_workflow(self, input_json: dict | str | os.PathLike, sfn: str | None = None, env: str | None = None,
                      jobid: str | None = None, sleep: float | None = None, verbose: bool = True,
-                     open_browser: bool = True, dryrun: bool = False) -> dict:
-        """Submit one job; the same job id again returns the first submission and starts nothing."""
-        return self._submit([input_json], sfn, env, [jobid], sleep, verbose, dryrun)[0]
+                     open_browser: bool = True, dryrun: bool = False, rerun_of: str | None = None) -> dict:
+        """Submit one job; the same job id again returns the first submission and starts nothing.
+
+        `rerun_of` links the job to the one it replaces (kept in the index, as `rerun` does)."""
+        return self._submit([input_json], sfn, env, [jobid], sleep, verbose, dryrun, rerun_of=rerun_of)[0]
 
     def run_batch_workflows(self, input_json_list: list, sfn: str | None = None, env: str | None = None,
                             sleep: float | None = None, verbose: bool = True, open_browser: bool = True,
@@ -250,8 +252,10 @@ class API:
               ebs_iops: int | str | None = None, ebs_throughput: int | None = None,
               overwrite_input_extra: bool | None = None, key_name: str | None = None, name: str | None = None,
               use_spot: bool | None = None, do_not_use_spot: bool | None = None, sleep: float | None = None,
-              verbose: bool = True) -> dict | None:
+              verbose: bool = True, jobid: str | None = None) -> dict | None:
         """Run a job again with its kept description and the given overrides; None when filtered out.
+
+        A `jobid` makes the rerun idempotent: asking again returns the same rerun.
 
         `overwrite_input_extra` is 4DN's (Pony) and has no meaning for these jobs; it is accepted
         so upstream's calls keep working.
@@ -280,7 +284,7 @@ class API:
         if name:
             overrides["run_name"] = name
         config.update(overrides)
-        return self._submit([template], sfn or record.sfn, None, [None], sleep, verbose, False,
+        return self._submit([template], sfn or record.sfn, None, [jobid], sleep, verbose, False,
                             rerun_of=record.jobid)[0]
 
     def rerun_many(self, sfn: str | None = None, stopdate: str = "13Feb2018", stophour: int = 13,

@@ -87,6 +87,7 @@ def test_a_try_after_a_failed_job_starts_a_fresh_one_named_after_it(home):
     assert ctx["ti"].pushed["job_id"] == f"{base}-2"
     assert ctx["ti"].pushed["previous_job_id"] == base
     assert {row["jobid"]: row["status"] for row in API().stat()} == {base: "FAILED", f"{base}-2": "FAILED"}
+    assert API().backend.get(job_id=f"{base}-2").rerun_of == base
 
 
 def test_deferrable_run_defers_with_a_trigger_and_completes_from_its_event(home):

@@ -159,6 +159,7 @@ def test_a_flow_retry_after_a_failed_job_starts_a_fresh_one(home, caplog):
     rows = all_jobs()
     first = rows[-1]["jobid"]
     assert [(r["jobid"], r["status"]) for r in rows] == [(f"{first}-2", "FAILED"), (first, "FAILED")]
+    assert API().backend.get(job_id=f"{first}-2").rerun_of == first
 
 
 def test_different_calls_are_different_jobs_and_a_given_jobid_is_kept(home):

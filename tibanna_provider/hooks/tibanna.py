@@ -118,10 +118,12 @@ class TibannaHook(BaseHook):
         return self.api
 
     # Submitting ---------------------------------------------------------------------------------
-    def submit(self, input_json: dict | str, sfn: str | None = None, jobid: str | None = None) -> dict:
-        """Submit one job (idempotent per job id: a known id returns its first submission, starts nothing)."""
+    def submit(self, input_json: dict | str, sfn: str | None = None, jobid: str | None = None,
+               rerun_of: str | None = None) -> dict:
+        """Submit one job (idempotent per job id: a known id returns its first submission, starts nothing);
+        `rerun_of` links it to the job it replaces."""
         return self.api.run_workflow(input_json, sfn=sfn or self.settings.sfn, jobid=jobid, verbose=False,
-                                     open_browser=False)
+                                     open_browser=False, rerun_of=rerun_of)
 
     def submission(self, job_id: str) -> dict[str, Any]:
         """A known job's submission dict (as run_workflow returned it)."""

@@ -161,12 +161,12 @@ class TibannaRunWorkflowOperator(TibannaJobOperator):
             jobid = attempt_job_id(base, attempt)
             self.log.info("re-attaching to job %s (%s), started by an earlier try", jobid, status)
             return self.hook.submission(jobid)
-        jobid = attempt_job_id(base, attempt + 1)
+        jobid, previous = attempt_job_id(base, attempt + 1), None
         if status is not None:
             previous = attempt_job_id(base, attempt)
             self.log.info("job %s ended %s; starting job %s in its place", previous, status, jobid)
             ti.xcom_push(key="previous_job_id", value=previous)
-        submission = self.hook.submit(self.input_json, self.sfn, jobid)
+        submission = self.hook.submit(self.input_json, self.sfn, jobid, rerun_of=previous)
         self.log.info("submitted job %s (execution %s)", jobid, submission["_tibanna"]["exec_arn"])
         return submission
 

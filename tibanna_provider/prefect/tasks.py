@@ -85,18 +85,19 @@ def job_key(description: dict, step_function: str | None) -> str | None:
     return "".join(chars)
 
 
-def _current_job(api: API, key: str) -> tuple[str, str | None]:
-    """The job of this key to attach to and its status, or the next id to start (status None)."""
-    generation = 1
+def _current_job(api: API, key: str) -> tuple[str, str | None, str | None]:
+    """The job of this key to attach to and its status, or the next id to start (status None) with
+    the failed job it replaces."""
+    generation, previous = 1, None
     while True:
         jobid = key if generation == 1 else f"{key}-{generation}"
         rows = api.stat(job_ids=[jobid])
         if not rows:
-            return jobid, None
+            return jobid, None, previous
         if rows[0]["status"] not in RESTARTED_AFTER:
-            return jobid, rows[0]["status"]
+            return jobid, rows[0]["status"], previous
         _logger().info("job %s of an earlier try ended %s; this try starts a fresh one", jobid, rows[0]["status"])
-        generation += 1
+        generation, previous = generation + 1, jobid
 
 
 @task
@@ -131,13 +132,14 @@ def run_workflow(input_json: dict | str, settings: TibannaSettings | None = None
     description = jobspec.load_description(input_json)
     jobid = jobid or description.get("jobid")
     key = None if jobid else job_key(description, settings.step_function)
+    replaces = None
     if key:
-        jobid, status = _current_job(api, key)
+        jobid, status, replaces = _current_job(api, key)
         if status:
             _logger().info("re-attaching to job %s (%s): this flow run submitted it before", jobid, status)
             return jobid
     result = api.run_workflow(description, sfn=settings.step_function, jobid=jobid, open_browser=False,
-                              verbose=False)
+                              verbose=False, rerun_of=replaces)
     _logger().info("submitted job %s; its log: %s", result["jobid"], result["_tibanna"]["url"])
     return result["jobid"]
 
