@@ -19,6 +19,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh TIBANNA_HOME; its supervisor (if one started) is ended at teardown."""
     root = tmp_path / "tibanna-home"
     monkeypatch.setenv("TIBANNA_HOME", str(root))
+    monkeypatch.delenv("TIBANNA_DEFAULT_STEP_FUNCTION_NAME", raising=False)  # no test sees another's default
     yield root
     pid_file = root / "supervisor.pid"
     if pid_file.exists():
