@@ -198,3 +198,18 @@ def test_unknown_backend_refused(home):
 
     with pytest.raises(UserInputError, match="backend"):
         API(backend="gcp")
+
+
+def test_local_cost_by_cpu_and_memory(api, home):
+    (home).mkdir(parents=True, exist_ok=True)
+    (home / "prices.json").write_text(json.dumps({"vcpu_hour": 0.5, "gib_hour": 0.25}))
+    job = shell_job("sleep 1.2")  # the postrun times have whole seconds: at least one passes
+    job["config"].update(cpu=2, mem=4)
+    jobid = api.run_workflow(job)["jobid"]
+    assert wait_done(api, jobid) == "SUCCEEDED"
+    postrun = json.loads(api.log(job_id=jobid, postrunjson=True))
+    start, end = (dt.datetime.strptime(postrun["Job"][k], "%Y%m%d-%H:%M:%S-UTC") for k in ("start_time", "end_time"))
+    hours = (end - start).total_seconds() / 3600
+    assert hours > 0
+    assert api.cost(jobid) == pytest.approx((2 * 0.5 + 4 * 0.25) * hours)
+    assert api.cost_estimate(input_json=job, hours=3) == (pytest.approx(6.0), "immediate estimate")

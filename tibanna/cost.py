@@ -137,7 +137,7 @@ def _hourly_price(instance_type: str | list | None, config: Mapping[str, Any], p
     spot = bool(config.get("spot_instance"))
     if spot and config.get("spot_duration"):
         raise PricingRetrievalException("Pricing with spot_duration is not supported")
-    if instance_type:
+    if instance_type and instance_type != protocol.LOCAL_INSTANCE_TYPE:
         return prices.spot(instance_type, az) if spot else prices.on_demand(instance_type, region)
     cpu = _number(config.get("cpu"), None, "cpu")
     mem = _number(config.get("mem"), None, "mem")

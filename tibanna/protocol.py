@@ -32,6 +32,9 @@ INPUT_JSON = ".input.json"
 # Exactly one of these ends every job, written last (DESIGN 3.2).
 TERMINAL_MARKERS = (SUCCESS, ERROR, ABORTED_MARKER)
 
+# The instance type a local job reports when its description names none (it ran on this machine).
+LOCAL_INSTANCE_TYPE = "local"
+
 JOBID_LENGTH = 12
 JOBID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 

@@ -54,7 +54,7 @@ def test_samples_tsv_rows(busy_job: tuple[Runs, str]) -> None:
     rows = [[float(v) for v in line.split("\t")] for line in lines[1:]]
     assert len(rows) >= 4 and all(len(row) == 7 for row in rows)
     assert [row[0] for row in rows] == sorted(row[0] for row in rows)
-    assert max(row[1] for row in rows) > 20  # one busy core of this machine's cores
+    assert max(row[1] for row in rows) > 5  # a busy loop shows, even on a loaded machine
     assert max(row[2] for row in rows) > 1_000_000
     assert all(row[3] > 0 and row[5] > 0 and row[4] >= 0 for row in rows)
 
@@ -62,7 +62,7 @@ def test_samples_tsv_rows(busy_job: tuple[Runs, str]) -> None:
 def test_postrun_metrics_summarise_the_samples(busy_job: tuple[Runs, str]) -> None:
     runs, jobid = busy_job
     metrics = runs.postrun(jobid)["Job"]["Metrics"]
-    assert metrics["max_cpu_utilization_percent"] > 20
+    assert metrics["max_cpu_utilization_percent"] > 5
     assert 0 < metrics["max_mem_used_MB"] < metrics["total_mem_MB"]
     assert 0 < metrics["min_mem_available_MB"] <= metrics["total_mem_MB"]
 

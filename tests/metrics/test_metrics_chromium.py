@@ -4,36 +4,26 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 from metrics_builders import START, job_top_text, make_samples
+from pagecheck import CHROMIUM, chromium, console_errors
 from PIL import Image
 
 from tibanna.metrics.plot import JobInfo, build_report_files
 from tibanna.metrics.resources import series_from_samples
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr", "--v=0"]
-
-
-def chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-
-
-def console_errors(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if "Uncaught" in line or "ERROR:CONSOLE" in line]
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
     end = START + dt.timedelta(minutes=10)
-    files = build_report_files(series_from_samples(make_samples(), START), job_top_text(),
-                               JobInfo("t3.medium", START, end, True), end, estimate=(0.01, "immediate estimate"))
+    samples = make_samples()
+    files = build_report_files(series_from_samples(samples, START), job_top_text(),
+                               JobInfo("t3.medium", START, end, True), end, estimate=(0.01, "immediate estimate"),
+                               samples=samples)
     path = tmp_path_factory.mktemp("report") / "metrics.html"
     path.write_text(files["metrics.html"])
     return path

@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 from metrics_builders import START
+from pagecheck import embedded_pngs
 
 from tibanna.exceptions import MetricRetrievalException
 from tibanna.metrics.plot import JobInfo, job_info, metrics_key, plot_metrics_to_store, report_url
@@ -80,6 +81,17 @@ def test_update_html_only_rerenders_from_the_stored_tsvs(store):
     page = read(store, "metrics.html")
     assert "$0.04210" in page and page.count("<img") == 5
     assert {name: read(store, name) for name in FILES[:4]} == tsvs_before
+
+
+def test_update_html_only_draws_the_charts_of_a_full_plot_from_the_stored_files(store):
+    plot_metrics_to_store(store, LB, JOBID, job_info=RUNNING, now=END)
+    page = read(store, "metrics.html")
+    plot_metrics_to_store(store, LB, JOBID, job_info=RUNNING, update_html_only=True)
+    assert embedded_pngs(read(store, "metrics.html")) == embedded_pngs(page)
+    store.put_text(LB, metrics_key(JOBID, "samples.tsv"), "")  # without samples: metrics.tsv's minutes
+    plot_metrics_to_store(store, LB, JOBID, job_info=RUNNING, update_html_only=True)
+    coarse = embedded_pngs(read(store, "metrics.html"))
+    assert coarse[:3] != embedded_pngs(page)[:3] and len(coarse) == 5
 
 
 def test_update_html_only_needs_a_report(store):

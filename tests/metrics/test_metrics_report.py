@@ -1,43 +1,21 @@
-"""metrics_report.tsv and the self-contained metrics.html."""
+"""metrics_report.tsv and the self-contained metrics.html, its charts at the samples' resolution."""
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import io
-import re
-import struct
 import subprocess
 import sys
 
-from metrics_builders import START, top_snapshot
-from PIL import Image
+import pytest
+from metrics_builders import START, make_samples, top_snapshot
+from pagecheck import assert_real_png, assert_self_contained, embedded_pngs
 
 from tibanna.metrics.plot import JobInfo, build_report_files
-from tibanna.metrics.report import read_report_tsv, render_html
-from tibanna.metrics.resources import MetricSeries, series_from_samples, summarize
+from tibanna.metrics.report import _time_unit, chart_data, read_report_tsv, render_html
+from tibanna.metrics.resources import MAX_CHART_POINTS, MetricSeries, series_from_samples, summarize
+from tibanna.metrics.top import parse_top
 
 END = START + dt.timedelta(minutes=10)
 JOB = JobInfo("t3.medium", START, END, complete=True)
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def embedded_pngs(page: str) -> list[bytes]:
-    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)]
-
-
-def assert_real_png(data: bytes) -> None:
-    assert data[:8] == PNG_SIGNATURE
-    width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
-    assert width >= 400 and height >= 200 and len(data) > 5000
-    image = Image.open(io.BytesIO(data)).convert("L")
-    low, high = image.getextrema()
-    assert high - low > 100  # something is drawn, not a blank canvas
-
-
-def assert_self_contained(page: str) -> None:
-    assert not re.search(r"https?://", page)
-    assert "<script" not in page and "<link" not in page and "@import" not in page
-    assert page.startswith("<!DOCTYPE html>")
 
 
 def test_metrics_report_tsv_format(samples):
@@ -102,3 +80,63 @@ def test_importing_cost_and_metrics_leaves_matplotlib_unloaded():
             "print(sorted(m for m in ('matplotlib', 'seaborn', 'pandas', 'boto3') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# Charts at the samples' resolution ----------------------------------------------------------
+def report_files(job: JobInfo, samples: list, top_text: str) -> dict[str, str]:
+    return build_report_files(series_from_samples(samples, job.start, job.end), top_text, job, job.end,
+                              samples=samples)
+
+
+def top_every(seconds: float, span: float) -> str:
+    """One snapshot every `seconds` over `span` seconds from START."""
+    return "".join(top_snapshot(START + dt.timedelta(seconds=k * seconds), [(80.0, 2.0, "tool run")])
+                   for k in range(int(span / seconds)))
+
+
+@pytest.mark.parametrize("span, label", [(10, "(s)"), (120, "(s)"), (600, "(min)"), (3 * 3600, "(min)"),
+                                         (3 * 86400, "(h)")])
+def test_time_axis_unit_fits_the_span(span, label):
+    assert _time_unit(span)[1].endswith(label)
+
+
+def test_a_ten_second_job_is_charted_sample_by_sample():
+    job = JobInfo("local", START, START + dt.timedelta(seconds=10), complete=True)
+    samples = make_samples(minutes=10 / 60, every=0.2)
+    top_text = top_every(1, 10)
+    files = report_files(job, samples, top_text)
+    assert len(files["metrics.tsv"].splitlines()) == 1 + 1  # the tsv keeps upstream's minutes
+    points, table, span = chart_data(files, samples, parse_top(top_text))
+    assert span == 11  # the end stamp's second is in
+    assert chart_data({}, samples)[2] == pytest.approx(9.8)  # no report: the samples' extent
+    assert len(samples) == 50 == len(points["max_cpu_utilization_percent"]) == len(points["max_mem_used_MB"])
+    assert table.interval == 1.0 and sum(table.seen) == 10
+    page = files["metrics.html"]
+    for png in embedded_pngs(page):
+        assert_real_png(png)
+    assert "% of all CPUs" in page and "cpu_usage_active" in page
+
+
+def test_a_three_day_job_is_binned_to_fit_the_chart():
+    job = JobInfo("t3.large", START, START + dt.timedelta(days=3), complete=True)
+    samples = make_samples(minutes=3 * 1440, every=30)
+    top_text = top_every(600, 3 * 86400)
+    files = report_files(job, samples, top_text)
+    points, table, span = chart_data(files, samples, parse_top(top_text))
+    assert len(samples) == 8640 and all(0 < len(p) <= MAX_CHART_POINTS for p in points.values())
+    assert len(table.cpu) <= MAX_CHART_POINTS + 1 and sum(table.seen) == 432
+    assert _time_unit(span)[1] == "Elapsed time (h)"
+    pngs = embedded_pngs(files["metrics.html"])
+    assert len(pngs) == 5
+    for png in pngs:
+        assert_real_png(png)
+
+
+def test_without_samples_or_top_the_charts_use_the_tsvs(samples, top_text):
+    files = report_files(JOB, samples, top_text)
+    points, table, _ = chart_data(files)
+    assert [x for x, _ in points["max_cpu_utilization_percent"]] == [60.0 * i for i in range(10)]
+    assert table.commands == ["bwa mem -t 2 ref.fa reads.fq", "samtools sort -o out.bam -"]
+    assert sum(table.seen) == 10
+    fine, _, _ = chart_data(files, samples, parse_top(top_text))
+    assert len(fine["max_cpu_utilization_percent"]) == len(samples) == 120

@@ -1,7 +1,8 @@
-"""Samples and CloudWatch into per-minute rows, metrics.tsv and upstream's summary."""
+"""Samples and CloudWatch into per-minute rows, metrics.tsv, upstream's summary and chart points."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import boto3
 import pytest
@@ -10,16 +11,21 @@ from moto import mock_aws
 
 from tibanna.metrics.resources import (
     GB,
+    MAX_CHART_POINTS,
     MB,
     METRICS_TSV_COLUMNS,
     SAMPLES_TSV_HEADER,
     SUMMARY_KEYS,
     MetricSeries,
     Sample,
+    bin_width,
+    chart_points,
     metrics_tsv,
+    metrics_tsv_points,
     read_cloudwatch,
     read_metrics_tsv,
     read_samples_tsv,
+    sample_points,
     series_from_samples,
     summarize,
 )
@@ -161,3 +167,44 @@ def test_read_cloudwatch_in_day_chunks_with_upstreams_statistics():
     summary = summarize(series)
     assert summary["total_mem_MB"] == 3024.0
     assert summary["max_cpu_utilization_percent"] == 75.0
+
+
+# Chart data ----------------------------------------------------------------------------------
+def test_bin_widths_are_round():
+    assert [bin_width(s) for s in (0.01, 0.2, 0.3, 7, 59, 61, 432, 5000, 90000)] == \
+        [0.1, 0.2, 0.5, 10, 60, 120, 600, 7200, 172800]
+
+
+def test_chart_points_keep_every_sample_of_a_short_job():
+    samples = [Sample(T0 + 0.5 + 0.2 * k, 40.0 + k, 200 * MB, 1000 * MB, GB, 10 * GB, 0) for k in range(50)]
+    points = chart_points(sample_points(samples), START, START + dt.timedelta(seconds=11))
+    assert [x for x, _ in points["max_cpu_utilization_percent"]] == pytest.approx([0.5 + 0.2 * k for k in range(50)])
+    assert [v for _, v in points["max_cpu_utilization_percent"]] == [40.0 + k for k in range(50)]
+    assert [v for _, v in points["max_mem_used_MB"]] == [200.0] * 50
+    assert points["max_disk_space_utilization_percent"][0][1] == 10.0
+
+
+def test_chart_points_bin_a_long_job_by_each_columns_statistic():
+    days = 3
+    samples = [Sample(T0 + 10 * k, 50.0, 1000 * MB, 3000 * MB, GB, 10 * GB, 0) for k in range(days * 8640)]
+    samples[5000] = Sample(samples[5000].time, 97.0, 2500 * MB, 1500 * MB, GB, 10 * GB, 0)  # one 10-second spike
+    points = chart_points(sample_points(samples), START, START + dt.timedelta(days=days))
+    for column in METRICS_TSV_COLUMNS:
+        xs = [x for x, _ in points[column]]
+        assert len(xs) <= MAX_CHART_POINTS and {b - a for a, b in itertools.pairwise(xs)} == {600.0}  # 10-minute bins
+    assert max(v for _, v in points["max_mem_used_MB"]) == 2500.0  # maxima and minima keep the spike
+    assert min(v for _, v in points["min_mem_available_MB"]) == 1500.0
+    assert max(v for _, v in points["max_cpu_utilization_percent"]) == 97.0
+
+
+def test_chart_points_keep_the_window():
+    samples = [Sample(T0 + s, cpu_percent=float(s)) for s in (-5, 0, 30, 60, 61)]
+    points = chart_points(sample_points(samples), START, START + dt.timedelta(seconds=60))
+    assert points["max_cpu_utilization_percent"] == [(0.0, 0.0), (30.0, 30.0), (60.0, 60.0)]
+
+
+def test_metrics_tsv_rows_as_points():
+    series = series_from_samples([Sample(T0, 50.0), Sample(T0 + 130, 25.0)], START)
+    points = metrics_tsv_points(read_metrics_tsv(metrics_tsv(series)), START)
+    assert points["max_cpu_utilization_percent"] == [(T0, 50.0), (T0 + 120, 25.0)]
+    assert points["max_mem_used_MB"] == []

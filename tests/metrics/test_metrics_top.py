@@ -12,11 +12,13 @@ from tibanna.metrics.top import (
     is_excluded,
     parse_top,
     read_top_tsv,
+    snapshots_from_tsvs,
     top_table,
 )
 
 BWA = "bwa mem -t 2 ref.fa reads.fq"
 SAMTOOLS = "samtools sort -o out.bam -"
+TOP_START = START.replace(tzinfo=None)  # top's time stamps are naive UTC
 
 
 def test_top_cpu_tsv_finds_the_job_commands(top_text):
@@ -126,3 +128,20 @@ def test_rows_without_a_timestamp_or_with_odd_values_are_skipped():
             + "Timestamp: not-a-time\n")
     snapshots = parse_top(text)
     assert [(p.cpu, p.command) for s in snapshots for p in s.processes] == [(20.0, "kept")]
+
+
+def test_rows_of_any_width_from_an_origin_count_their_snapshots():
+    times = (-3, 0, 0, 1, 4)  # seconds after the origin; two snapshots stamped the same second
+    text = "".join(top_snapshot(START + dt.timedelta(seconds=s), [(10.0 * (k + 1), 1.0, "tool")])
+                   for k, s in enumerate(times))
+    table = top_table(parse_top(text), interval=1.0, origin=TOP_START)
+    assert table.interval == 1.0
+    assert table.seen == [2, 1, 0, 0, 1]  # the snapshot before the origin is left out
+    assert [row[0] for row in table.cpu] == [25.0, 40.0, 0.0, 0.0, 50.0]
+
+
+def test_top_tsvs_back_into_snapshots(top_text):
+    table = top_table(parse_top(top_text))
+    again = top_table(snapshots_from_tsvs(table.to_tsv("cpu"), table.to_tsv("mem"), TOP_START))
+    assert (again.commands, again.cpu, again.mem) == (table.commands, table.cpu, table.mem)
+    assert snapshots_from_tsvs("", "", TOP_START) == []

@@ -160,7 +160,7 @@ class _Job:
 
     def _instance(self, config: dict) -> dict[str, str]:
         """Where the job runs; on a local worker there is no instance, so names say 'local'."""
-        instance_type = config.get("instance_type") or "local"
+        instance_type = config.get("instance_type") or protocol.LOCAL_INSTANCE_TYPE
         if isinstance(instance_type, list):
             instance_type = instance_type[0]
         return {"instance_id": f"local-{socket.gethostname()}", "instance_type": instance_type,

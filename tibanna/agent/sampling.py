@@ -24,7 +24,12 @@ GiB = 1024 * MiB
 
 @dataclass(frozen=True)
 class Sample:
-    """One row of `<jobid>.metrics/samples.tsv` (protocol.SAMPLE_COLUMNS)."""
+    """One row of `<jobid>.metrics/samples.tsv` (protocol.SAMPLE_COLUMNS).
+
+    `cpu_percent` is the job tree's CPU use as a percent of all the machine's CPUs (100 = every
+    CPU busy), the scale of CloudWatch's machine-wide `cpu_usage_active`; `mem_used_bytes` is the
+    resident memory of the whole tree; `read_bytes` counts bytes read since the job began.
+    """
 
     time: float
     cpu_percent: float
@@ -62,6 +67,7 @@ class ProcessRow:
 _STATE_LETTERS = {psutil.STATUS_RUNNING: "R", psutil.STATUS_SLEEPING: "S", psutil.STATUS_DISK_SLEEP: "D",
                   psutil.STATUS_STOPPED: "T", psutil.STATUS_TRACING_STOP: "t", psutil.STATUS_ZOMBIE: "Z",
                   psutil.STATUS_DEAD: "X", psutil.STATUS_IDLE: "I"}
+_CONTROL_TO_SPACE = {code: " " for code in (*range(32), 127)}
 
 
 def disk_bytes(path: Path) -> int:
@@ -155,8 +161,10 @@ class TreeSampler:
                     rss += mem.rss
                     reads[ident] = _read_bytes(proc)
                     before = self._own_cpu.get(ident)
+                    # A process new since the last tick used its time within that tick (its
+                    # create_time can be a second off: the kernel's boot time is whole seconds).
                     cpu_pct = ((own - before) / elapsed if before is not None
-                               else own / max(now - ident[1], 1e-3)) * 100
+                               else own / min(max(now - ident[1], 1e-3), elapsed)) * 100
                     own_cpu[ident] = own
                     rows.append(ProcessRow(
                         pid=proc.pid, user=self._user(proc), nice=proc.nice(), virt_kib=mem.vms // 1024,
@@ -248,8 +256,9 @@ def _read_bytes(proc: psutil.Process) -> int:
 
 
 def _command_line(proc: psutil.Process) -> str:
+    """The command line on one line: a newline in an argument (`python -c` code) would split its top row."""
     try:
         words = proc.cmdline()
     except (psutil.ZombieProcess, psutil.AccessDenied):
         words = []
-    return " ".join(words) if words else f"[{proc.name()}]"
+    return " ".join(words).translate(_CONTROL_TO_SPACE) if words else f"[{proc.name()}]"

@@ -91,9 +91,11 @@ def _window_end(endtime: _dt.datetime | str | None, job: JobInfo, now: _dt.datet
 
 def build_report_files(series: MetricSeries, top_text: str, job: JobInfo, end: _dt.datetime, *,
                        estimate: tuple[float, str] = (0.0, "NA"), cost: str | float | None = None,
-                       jobid: str = "") -> dict[str, str]:
-    """The five metrics files' contents, by file name."""
-    table = top_table(parse_top(top_text or ""))
+                       jobid: str = "", samples: Sequence[Sample] = ()) -> dict[str, str]:
+    """The five metrics files' contents, by file name. The tsvs are per minute, as upstream's;
+    the page's charts are drawn from `samples` (those behind `series`) when there are any."""
+    snapshots = parse_top(top_text or "")
+    table = top_table(snapshots)
     files = {
         report.METRICS_TSV: metrics_tsv(series),
         report.REPORT_TSV: report.metrics_report_tsv(
@@ -102,8 +104,26 @@ def build_report_files(series: MetricSeries, top_text: str, job: JobInfo, end: _
         report.TOP_CPU_TSV: table.to_tsv("cpu"),
         report.TOP_MEM_TSV: table.to_tsv("mem"),
     }
-    files[report.HTML] = report.render_html(files, jobid=jobid)
+    files[report.HTML] = report.render_html(files, jobid=jobid, samples=samples, snapshots=snapshots)
     return files
+
+
+def _stored_samples(store: ObjectStore, log_bucket: str, jobid: str) -> list[Sample]:
+    """The agent's samples of the job (none on a job whose metrics came from CloudWatch only)."""
+    return read_samples_tsv(store.get_text(log_bucket, metrics_key(jobid, SAMPLES_TSV)) or "")
+
+
+def _stored_top(store: ObjectStore, log_bucket: str, jobid: str) -> str:
+    return store.get_text(log_bucket, protocol.key(jobid, protocol.TOP)) or ""
+
+
+def _rerendered(store: ObjectStore, log_bucket: str, jobid: str) -> dict[str, str]:
+    """`update_html_only`: metrics.html again from the stored files alone (the tsvs, samples, .top)."""
+    files = {name: store.get_text(log_bucket, metrics_key(jobid, name)) for name in report.TSV_FILES}
+    if files[report.REPORT_TSV] is None:
+        raise MetricRetrievalException(f"no {report.REPORT_TSV} for job {jobid} to re-render the report from")
+    return {report.HTML: report.render_html(files, jobid=jobid, samples=_stored_samples(store, log_bucket, jobid),
+                                            snapshots=parse_top(_stored_top(store, log_bucket, jobid)))}
 
 
 def plot_metrics_to_store(
@@ -122,8 +142,9 @@ def plot_metrics_to_store(
 ) -> str:
     """Write the job's metrics report into its log bucket and return where to open it.
 
-    `samples`: the agent's samples (default: read `<jobid>.metrics/samples.tsv`) or a
-    `MetricSeries` already made (from CloudWatch on AWS). `top_text`: default `<jobid>.top`.
+    `samples`: the agent's samples (default: read `<jobid>.metrics/samples.tsv`; the charts
+    show them at their own resolution) or a `MetricSeries` already made (from CloudWatch on AWS;
+    charts per minute). `top_text`: default `<jobid>.top`.
     The cost estimate already in metrics_report.tsv is kept when it is above zero; otherwise
     `estimate_cost()` is asked. A `Cost` row already there is kept.
     """
@@ -132,35 +153,34 @@ def plot_metrics_to_store(
     if not force_upload and store.exists(log_bucket, html_key) and store.exists(log_bucket, lock_key):
         log.info("metrics are locked (job complete); not re-plotting. metrics url= %s", url)
         return url
-    if update_html_only:
-        files = {name: store.get_text(log_bucket, metrics_key(jobid, name)) for name in report.TSV_FILES}
-        if files[report.REPORT_TSV] is None:
-            raise MetricRetrievalException(f"no {report.REPORT_TSV} for job {jobid} to re-render the report from")
-        store.put_text(log_bucket, html_key, report.render_html(files, jobid=jobid))
-        log.info("metrics url= %s", url)
-        return url
     try:
-        end = _window_end(endtime, job_info, now)
-        if not isinstance(samples, MetricSeries):
-            if samples is None:
-                samples = read_samples_tsv(store.get_text(log_bucket, metrics_key(jobid, SAMPLES_TSV)) or "")
-            samples = series_from_samples(samples, job_info.start, end)
-        if top_text is None:
-            top_text = store.get_text(log_bucket, protocol.key(jobid, protocol.TOP)) or ""
-        previous = report.read_report_tsv(store.get_text(log_bucket, metrics_key(jobid, report.REPORT_TSV)))
-        estimate = (float(previous.get("Estimated_Cost") or 0), previous.get("Estimated_Cost_Type") or "NA")
-        if estimate[0] <= 0:
-            estimate = estimate_cost() if estimate_cost else (0.0, "NA")
-        files = build_report_files(samples, top_text, job_info, end, estimate=estimate,
-                                   cost=previous.get("Cost"), jobid=jobid)
+        if update_html_only:
+            files = _rerendered(store, log_bucket, jobid)
+        else:
+            end = _window_end(endtime, job_info, now)
+            fine_samples: Sequence[Sample] = ()  # for the charts; none from CloudWatch
+            if isinstance(samples, MetricSeries):
+                series = samples
+            else:
+                fine_samples = _stored_samples(store, log_bucket, jobid) if samples is None else samples
+                series = series_from_samples(fine_samples, job_info.start, end)
+            if top_text is None:
+                top_text = _stored_top(store, log_bucket, jobid)
+            previous = report.read_report_tsv(store.get_text(log_bucket, metrics_key(jobid, report.REPORT_TSV)))
+            estimate = (float(previous.get("Estimated_Cost") or 0), previous.get("Estimated_Cost_Type") or "NA")
+            if estimate[0] <= 0:
+                estimate = estimate_cost() if estimate_cost else (0.0, "NA")
+            files = build_report_files(series, top_text, job_info, end, estimate=estimate,
+                                       cost=previous.get("Cost"), jobid=jobid, samples=fine_samples)
     except TibannaError:
         raise
     except Exception as err:
         raise MetricRetrievalException(f"metrics for job {jobid} could not be made: {err}") from err
     # The page goes in after its data, and the lock last, so a lock always means a whole report.
     for name in (*report.TSV_FILES, report.HTML):
-        store.put_text(log_bucket, metrics_key(jobid, name), files[name])
-    if job_info.complete:
+        if name in files:
+            store.put_text(log_bucket, metrics_key(jobid, name), files[name])
+    if job_info.complete and not update_html_only:
         store.put_bytes(log_bucket, lock_key, b"")
     log.info("metrics url= %s", url)
     return url

@@ -5,6 +5,9 @@ value the statistic upstream asks CloudWatch for over that minute (table in refe
 On local the rows come from the agent's `<jobid>.metrics/samples.tsv`; on AWS from CloudWatch
 (namespace CWAgent, dimension InstanceId). The summary (`summarize`) is upstream's
 `TibannaResource.as_dict()`.
+
+Charts use the finest data there is (`chart_points`): the samples themselves when there are
+samples, else the per-minute rows, binned by the same statistics when a series is too long to draw.
 """
 from __future__ import annotations
 
@@ -20,6 +23,11 @@ from tibanna.protocol import SAMPLE_COLUMNS
 log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 60
+# A chart is about 1100 pixels wide: more points than this are binned.
+MAX_CHART_POINTS = 600
+# Round bin widths for charts, in seconds (beyond the last: whole days).
+_BIN_WIDTHS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
+               21600, 43200, 86400)
 MB = 1024.0 ** 2
 GB = 1024.0 ** 3
 CLOUDWATCH_NAMESPACE = "CWAgent"
@@ -161,8 +169,18 @@ def read_samples_tsv(text: str) -> list[Sample]:
     return samples
 
 
-def _scaled(value: float | None, scale: float) -> float | None:
-    return None if value is None else value / scale
+Points = dict[str, list[tuple[float, float]]]
+"""(epoch seconds, value) per metrics.tsv column, in the column's unit."""
+
+
+def sample_points(samples: Sequence[Sample]) -> Points:
+    """The samples' values per metrics.tsv column (MB, GB, percent); missing values left out."""
+    points: Points = {}
+    for name, metric in METRICS.items():
+        if metric.from_sample is not None:  # every metrics.tsv column
+            values = ((s.time, metric.from_sample(s)) for s in samples)
+            points[name] = [(t, v / metric.scale) for t, v in values if v is not None]
+    return points
 
 
 def series_from_samples(samples: Sequence[Sample], start: _dt.datetime | None = None,
@@ -172,8 +190,7 @@ def series_from_samples(samples: Sequence[Sample], start: _dt.datetime | None = 
         start = _dt.datetime.fromtimestamp(samples[0].time if samples else 0, _dt.timezone.utc)
     stop = _utc(end).timestamp() if end is not None else math.inf
     kept = [s for s in samples if s.time < stop]
-    points = {name: [(s.time, _scaled(m.from_sample(s), m.scale)) for s in kept]
-              for name, m in METRICS.items() if m.from_sample}
+    points: dict[str, Iterable[tuple[float, float]]] = {**sample_points(kept)}
     points[EBS_READ] = _reads_per_minute(kept, _utc(start).timestamp())
     return MetricSeries.from_points(start, points)
 
@@ -266,6 +283,48 @@ def metrics_tsv(series: MetricSeries) -> str:
             values.append("-" if value is None else str(value))
         lines.append("\t".join([str(i + 1)] + values))
     return "\n".join(lines) + "\n"
+
+
+def metrics_tsv_points(columns: dict[str, list[float | None]], start: _dt.datetime) -> Points:
+    """metrics.tsv's rows (`read_metrics_tsv`) as points: row `interval` i is minute i-1 of the job."""
+    origin = _utc(start).timestamp()
+    minutes = columns.get("interval") or []
+    return {name: [(origin + (i - 1) * INTERVAL_SECONDS, v)
+                   for i, v in zip(minutes, columns.get(name) or [], strict=False)
+                   if i is not None and v is not None]
+            for name in METRICS_TSV_COLUMNS}
+
+
+def bin_width(seconds: float) -> float:
+    """The smallest round width (0.1 s up to a day, then whole days) of at least `seconds`."""
+    for width in _BIN_WIDTHS:
+        if width >= seconds:
+            return float(width)
+    return math.ceil(seconds / 86400) * 86400.0
+
+
+def chart_points(points: Points, start: _dt.datetime, end: _dt.datetime,
+                 max_points: int = MAX_CHART_POINTS) -> Points:
+    """Points (in time order) within [start, end] as (seconds since start, value), ready to draw.
+
+    A column with at most `max_points` points keeps every one (a job of seconds shows each
+    sample); a longer one is binned to a round width of at least (end - start) / max_points,
+    each bin taking the column's statistic (maximum of used and utilisation, minimum of
+    available), so peaks survive and a chart of minutes agrees with metrics.tsv.
+    """
+    origin, stop = _utc(start).timestamp(), _utc(end).timestamp()
+    charted: Points = {}
+    for name, pts in points.items():
+        kept = [(t - origin, v) for t, v in pts if origin <= t <= stop]
+        if len(kept) > max_points:
+            width = bin_width((stop - origin) / max_points)
+            bins: dict[int, list[float]] = {}
+            for x, v in kept:
+                bins.setdefault(int(x // width), []).append(v)
+            combine = _STATISTICS[METRICS[name].statistic]
+            kept = [(k * width, combine(values)) for k, values in sorted(bins.items())]
+        charted[name] = kept
+    return charted
 
 
 def read_metrics_tsv(text: str) -> dict[str, list[float | None]]:

@@ -5,12 +5,13 @@
 (`interval`, 1-based, minutes without a snapshot zero-filled) and one double-quoted column per
 command, summing the command's processes.
 
-Upstream's agent takes one snapshot a minute; ours may take one a second, so the snapshots of a
-minute are combined: %CPU by the mean (CPU is a rate: the mean is the CPU time used in that
-minute, and means of different processes add up to the machine's total, so the stacked chart
-stays honest), %MEM by the maximum (memory is a level whose peak is what decides the machine
-size, and a mean would hide the spike that got a job killed). A snapshot belongs to the minute
-nearest to it, so one-a-minute snapshots with some jitter still land one per row.
+Upstream's agent takes one snapshot a minute; ours may take several a second, so the snapshots
+of a row (a minute in the tsvs; as little as a second in the report's charts) are combined: %CPU
+by the mean (CPU is a rate: the mean is the CPU time used in that row, and means of different
+processes add up to the machine's total, so the stacked chart stays honest), %MEM by the maximum
+(memory is a level whose peak is what decides the machine size, and a mean would hide the spike
+that got a job killed). A snapshot belongs to the row nearest to it, so one-a-minute snapshots
+with some jitter still land one per row.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class Process:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One `top` run: when it was taken and the job's processes it saw."""
+    """One `top` run: when it was taken (naive UTC) and the job's processes it saw."""
 
     time: _dt.datetime
     processes: tuple[Process, ...]
@@ -208,11 +209,15 @@ def _column_of(command: str, columns: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class TopTable:
-    """Per-minute %CPU and %MEM per command column; row i is minute i since the first snapshot."""
+    """%CPU and %MEM per command column; row i is interval i since the origin (upstream's tsvs:
+    minute i since the first snapshot). `seen[i]` counts the snapshots of row i (0: a gap,
+    zero-filled in the tsvs, left out of charts)."""
 
     commands: list[str]
     cpu: list[list[float]]
     mem: list[list[float]]
+    seen: list[int] = field(default_factory=list)
+    interval: float = 60.0
 
     def to_tsv(self, metric: str) -> str:
         """top_cpu.tsv (`metric='cpu'`) or top_mem.tsv (`'mem'`) in upstream's format."""
@@ -227,28 +232,45 @@ def _format(value: float) -> str:
     return "0" if value == 0 else str(round(value, 2))
 
 
-def top_table(snapshots: Sequence[Snapshot], max_commands: int = MAX_COMMANDS) -> TopTable:
-    """Combine snapshots into per-minute rows (CPU by mean, memory by maximum; see module doc)."""
+def top_table(snapshots: Sequence[Snapshot], max_commands: int = MAX_COMMANDS, *, interval: float = 60.0,
+              origin: _dt.datetime | None = None) -> TopTable:
+    """Combine snapshots into rows of `interval` seconds from `origin` (naive UTC, as the
+    snapshots' times; default: the first snapshot; earlier snapshots are dropped), CPU by mean
+    and memory by maximum (module doc)."""
+    origin = origin or (snapshots[0].time if snapshots else None)
+    snapshots = [s for s in snapshots if origin is not None and s.time >= origin]
     if not snapshots:
-        return TopTable([], [], [])
+        return TopTable([], [], [], interval=interval)
     columns = collapse_commands((p.command for s in snapshots for p in s.processes), max_commands)
-    first = snapshots[0].time
-    per_minute: dict[int, list[dict[str, tuple[float, float]]]] = {}
+    per_row: dict[int, list[dict[str, tuple[float, float]]]] = {}
     for snapshot in snapshots:
-        minute = math.floor((snapshot.time - first).total_seconds() / 60 + 0.5)
+        row = math.floor((snapshot.time - origin).total_seconds() / interval + 0.5)
         sums: dict[str, tuple[float, float]] = {}
         for p in snapshot.processes:
             col = _column_of(p.command, columns)
             cpu, mem = sums.get(col, (0.0, 0.0))
             sums[col] = (cpu + p.cpu, mem + p.mem)
-        per_minute.setdefault(minute, []).append(sums)
-    cpu_rows, mem_rows = [], []
-    for minute in range(max(per_minute) + 1):
-        taken = per_minute.get(minute, [])
+        per_row.setdefault(row, []).append(sums)
+    cpu_rows, mem_rows, seen = [], [], []
+    for row in range(max(per_row) + 1):
+        taken = per_row.get(row, [])
         cpu_rows.append([sum(s.get(c, (0.0, 0.0))[0] for s in taken) / len(taken) if taken else 0.0
                          for c in columns])
         mem_rows.append([max((s.get(c, (0.0, 0.0))[1] for s in taken), default=0.0) for c in columns])
-    return TopTable(columns, cpu_rows, mem_rows)
+        seen.append(len(taken))
+    return TopTable(columns, cpu_rows, mem_rows, seen, interval)
+
+
+def snapshots_from_tsvs(cpu_text: str, mem_text: str, origin: _dt.datetime) -> list[Snapshot]:
+    """top_cpu.tsv and top_mem.tsv back into one snapshot a minute from `origin`, for charts
+    where the `.top` file itself is gone."""
+    commands, intervals, cpu_rows = read_top_tsv(cpu_text)
+    mem_commands, mem_intervals, mem_rows = read_top_tsv(mem_text)
+    mem = {(i, c): v for i, row in zip(mem_intervals, mem_rows, strict=True)
+           for c, v in zip(mem_commands, row, strict=True)}
+    return [Snapshot(origin + _dt.timedelta(minutes=i - 1),
+                     tuple(Process(cpu, mem.get((i, c), 0.0), c) for c, cpu in zip(commands, row, strict=True)))
+            for i, row in zip(intervals, cpu_rows, strict=True)]
 
 
 def read_top_tsv(text: str) -> tuple[list[str], list[int], list[list[float]]]:
