@@ -1,0 +1,148 @@
+"""Play the deployed state machine in-process, as Step Functions would, against a moto server.
+
+moto records executions but runs none of them (and cannot run Lambda code without Docker), so
+the player reads the deployed definition, calls our Lambda functions directly with the
+deployed Lambdas' environment, applies each state's Retry rules on a fake clock (no sleeping),
+and finally sets the execution's status in moto, which is what Step Functions itself does.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from botocore.awsrequest import AWSResponse
+from moto.core.utils import utcnow
+from moto.stepfunctions.models import stepfunctions_backends
+
+from tibanna.agent import AgentDefaults, run_job
+from tibanna.backends.aws import build
+from tibanna.backends.aws.backend import AWSBackend
+from tibanna.backends.aws.lambdas import check_task_awsem, run_task_awsem
+
+# Hook called when a state is about to be retried: (state name, error name, attempt, payload).
+RetryHook = Callable[[str, str, int, dict], None]
+
+
+@dataclass
+class Outcome:
+    status: str
+    error: str | None = None
+    cause: str | None = None
+    output: dict | None = None
+    retries: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Player:
+    """Plays executions of one backend's step functions."""
+
+    def __init__(self, backend: AWSBackend, wheel_path: Path, workdir: Path) -> None:
+        self.backend, self.wheel_path, self.workdir = backend, wheel_path, workdir
+        self.offset = dt.timedelta()  # how far the fake clock is ahead of the real one (retry intervals)
+
+    def lambda_env(self, function: str) -> dict[str, str]:
+        """The deployed Lambda's environment, with the wheel path of this machine."""
+        config = self.backend.clients("lambda").get_function_configuration(FunctionName=function)
+        env = dict(config["Environment"]["Variables"])
+        env["TIBANNA_WHEEL_PATH"] = str(self.wheel_path)
+        return env
+
+    def play(self, exec_arn: str, on_retry: RetryHook | None = None, max_attempts: int = 60) -> Outcome:
+        sfn = self.backend.sfn
+        execution = sfn.describe_execution(executionArn=exec_arn)
+        definition = json.loads(sfn.describe_state_machine(stateMachineArn=execution["stateMachineArn"])["definition"])
+        payload = json.loads(execution["input"])
+        state, retries = definition["StartAt"], []
+        while True:
+            spec = definition["States"][state]
+            function = spec["Resource"].rsplit(":", 1)[-1]
+            attempts = [0] * len(spec.get("Retry", []))
+            while True:
+                try:
+                    payload = self._call(function, payload)
+                    break
+                except Exception as err:  # noqa: BLE001 - Step Functions sees every error by its class name
+                    name = type(err).__name__
+                    rule = next((i for i, r in enumerate(spec.get("Retry", [])) if name in r["ErrorEquals"]), None)
+                    if rule is None or attempts[rule] >= spec["Retry"][rule]["MaxAttempts"] \
+                            or sum(attempts) >= max_attempts:
+                        return self._finish(exec_arn, Outcome("FAILED", name, str(err), retries=retries))
+                    attempts[rule] += 1
+                    r = spec["Retry"][rule]
+                    self.offset += dt.timedelta(seconds=r["IntervalSeconds"] * r["BackoffRate"] ** (attempts[rule] - 1))
+                    retries.append((state, name))
+                    if on_retry:
+                        on_retry(state, name, attempts[rule], payload)
+            if spec.get("End"):
+                return self._finish(exec_arn, Outcome("SUCCEEDED", output=payload, retries=retries))
+            state = spec["Next"]
+
+    def _call(self, function: str, payload: dict) -> dict:
+        saved = dict(os.environ)
+        os.environ.update(self.lambda_env(function))
+        try:
+            now = dt.datetime.now(dt.timezone.utc) + self.offset
+            if function.startswith("run_task_awsem"):
+                return run_task_awsem.run_task(payload, self.backend, now=now)
+            return check_task_awsem.check_task(payload, self.backend, now=now)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def _finish(self, exec_arn: str, outcome: Outcome) -> Outcome:
+        """Close the execution in moto as Step Functions would."""
+        region, account = exec_arn.split(":")[3:5]
+        execution = stepfunctions_backends[account][region].describe_execution(exec_arn)
+        if execution.status == "RUNNING":
+            execution.status, execution.stop_date = outcome.status, utcnow()
+            execution.error, execution.cause = outcome.error, outcome.cause
+            execution.output = json.dumps(outcome.output) if outcome.output is not None else None
+        return outcome
+
+    def run_agent(self, payload: dict) -> int:
+        """Run the job's agent here, against S3, as the instance would."""
+        return run_job(self.backend.store, payload["jobid"], payload["config"]["log_bucket"],
+                       self.workdir / payload["jobid"], defaults=AgentDefaults(container_runtime="none"))
+
+    def agent_on_boot(self, state: str, error: str, attempt: int, payload: dict) -> None:
+        """A retry hook: the instance boots (the agent runs) while check_task waits for it."""
+        if error == "EC2StartingException" and attempt == 1:
+            self.run_agent(payload)
+
+
+def wheel(tmp: Path) -> Path:
+    """The package's wheel, as deploy puts it in the Lambda."""
+    built = build.build_wheel()
+    path = tmp / built.name
+    path.write_bytes(built.data)
+    return path
+
+
+_OK = AWSResponse("https://injected", 200, {}, None)
+
+
+class Injected:
+    """Canned answers for botocore calls (before-call hooks), counting what they answered."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def capacity_errors(self, ec2, when: Callable[[dict], bool], code: str = "InsufficientInstanceCapacity") -> None:
+        """CreateFleet answers with a capacity error (and DeleteFleets with success) while `when(body)`."""
+        def create_fleet(params: dict, **_: object):
+            if when(params["body"]):
+                self.calls += 1
+                return (_OK, {"FleetId": "fleet-injected", "Instances": [],
+                                                  "Errors": [{"ErrorCode": code, "ErrorMessage": "injected"}]})
+            return None
+
+        def delete_fleets(params: dict, **_: object):
+            if params["body"].get("FleetId.1") == "fleet-injected":
+                return (_OK, {"SuccessfulFleetDeletions": [], "UnsuccessfulFleetDeletions": []})
+            return None
+
+        ec2.meta.events.register("before-call.ec2.CreateFleet", create_fleet)
+        ec2.meta.events.register("before-call.ec2.DeleteFleets", delete_fleets)

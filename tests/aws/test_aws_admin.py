@@ -1,0 +1,209 @@
+"""Admin verbs on AWS (deploy, users, cleanup), IAM scoping, the builds and the launch details."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import zipfile
+
+import boto3
+import pytest
+
+from tibanna import jobspec
+from tibanna.backends.aws import build, launch, names
+from tibanna.backends.aws.catalogue import Catalogue
+from tibanna.exceptions import EC2LaunchException, UserInputError
+
+GIB = 1024 ** 3
+
+
+def _policy_documents(iam, usergroup: str) -> dict[str, dict]:
+    found = {}
+    for page in iam.get_paginator("list_policies").paginate(Scope="Local"):
+        for policy in page["Policies"]:
+            if policy["PolicyName"].startswith(f"tibanna_{usergroup}_"):
+                version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
+                document = version["PolicyVersion"]["Document"]
+                found[policy["PolicyName"]] = json.loads(document) if isinstance(document, str) else document
+    return found
+
+
+def _s3_resources(documents: dict[str, dict]) -> set[str]:
+    resources = set()
+    for document in documents.values():
+        for statement in document["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if any(a.startswith("s3:") or a == "*" for a in actions):
+                listed = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                resources.update(listed)
+    return resources
+
+
+def test_policies_grant_only_the_named_buckets(deployed):
+    documents = _policy_documents(boto3.client("iam"), deployed["usergroup"])
+    assert set(documents) == {f"tibanna_{deployed['usergroup']}_{kind}" for kind in names.POLICIES}
+    assert _s3_resources(documents) == {f"arn:aws:s3:::{b}{suffix}" for b in ("log-bucket", "out-bucket", "in-bucket")
+                                        for suffix in ("", "/*")}
+
+
+def test_roles_profile_group_and_state_machine(deployed):
+    iam, group = boto3.client("iam"), deployed["usergroup"]
+    for kind, policies in names.ROLE_POLICIES.items():
+        attached = iam.list_attached_role_policies(RoleName=f"tibanna_{group}_{kind}")["AttachedPolicies"]
+        assert {p["PolicyName"] for p in attached} == {f"tibanna_{group}_{p}" for p in policies}
+    profile = iam.get_instance_profile(InstanceProfileName=f"tibanna_{group}_for_ec2")["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [f"tibanna_{group}_for_ec2"]
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.describe_state_machine(stateMachineArn=deployed["api"].backend.sfn_arn(deployed["sfn"]))
+    states = json.loads(machine["definition"])["States"]
+    assert states["RunTaskAwsem"]["Resource"].endswith(f":function:run_task_awsem_{group}")
+    assert [r["ErrorEquals"][0] for r in states["CheckTaskAwsem"]["Retry"]] == [
+        "EC2StartingException", "StillRunningException", "Lambda.ServiceException"]
+    functions = boto3.client("lambda").get_function_configuration(FunctionName=f"check_task_awsem_{group}")
+    assert functions["Runtime"] == "python3.12"
+    assert functions["Handler"] == "tibanna.backends.aws.lambdas.check_task_awsem.handler"
+
+
+def test_redeploy_updates_in_place_and_suffix_naming(api, deployed):
+    again = api.deploy_unicorn(buckets="log-bucket,out-bucket,in-bucket", usergroup=deployed["usergroup"],
+                               no_setenv=True)
+    assert again == deployed["sfn"]
+    assert api.deploy_unicorn(usergroup=deployed["usergroup"], suffix="dev", no_setup=True,
+                              no_setenv=True) == f"tibanna_unicorn_{deployed['usergroup']}_dev"
+    assert api.deploy_core("run_task_awsem", suffix="dev", usergroup=deployed["usergroup"]) == [
+        f"run_task_awsem_{deployed['usergroup']}_dev"]
+    with pytest.raises(UserInputError):
+        api.deploy_core("nonsense", usergroup=deployed["usergroup"])
+    names_now = [s["name"] for s in api.list_sfns()]
+    assert {deployed["sfn"], f"tibanna_unicorn_{deployed['usergroup']}_dev"} <= set(names_now)
+
+
+def test_setenv_and_users_and_cleanup_with_history(api, deployed, player, shell_job, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("TIBANNA_DEFAULT_STEP_FUNCTION_NAME", raising=False)
+    sfn = api.deploy_unicorn(buckets="log-bucket,out-bucket", usergroup="doomed")
+    assert api.backend.default_sfn() == sfn == "tibanna_unicorn_doomed"
+    assert "export TIBANNA_DEFAULT_STEP_FUNCTION_NAME=tibanna_unicorn_doomed" in (tmp_path / ".bashrc").read_text()
+    boto3.client("iam").create_user(UserName="alice")
+    api.add_user("alice", "doomed")
+    assert {"user": "alice", "usergroup": "doomed"} in api.users()
+    job = api.run_workflow(shell_job("echo bye"), sfn=sfn)
+    player.play(job["_tibanna"]["exec_arn"], on_retry=player.agent_on_boot)
+    removed = api.cleanup("doomed", purge_history=True)
+    assert f"job {job['jobid']}" in removed and "state machine tibanna_unicorn_doomed" in removed
+    assert "group tibanna_doomed" in removed
+    assert api.backend.index.get(job["jobid"]) is None
+    assert not boto3.client("s3").list_objects_v2(Bucket="log-bucket", Prefix=job["jobid"] + ".").get("Contents")
+    assert _policy_documents(boto3.client("iam"), "doomed") == {}
+    assert sfn not in [s["name"] for s in api.list_sfns()]
+    with pytest.raises(UserInputError):
+        api.cleanup("tibanna_doomed")
+
+
+def test_builds_are_reproducible():
+    first, second = build.build_wheel(), build.build_wheel()
+    assert first.data == second.data and first.sha256 == second.sha256
+    assert build.build_lambda_zip(first) == build.build_lambda_zip(second)
+    names_in_zip = zipfile.ZipFile(io.BytesIO(build.build_lambda_zip(first))).namelist()
+    assert "tibanna/backends/aws/lambdas/run_task_awsem.py" in names_in_zip
+    assert f"tibanna_wheel/{first.name}" in names_in_zip
+    wheel_names = zipfile.ZipFile(io.BytesIO(first.data)).namelist()
+    assert f"tibanna-{first.name.split('-')[1]}.dist-info/RECORD" in wheel_names
+
+
+def test_user_data_installs_the_checked_wheel_and_is_valid_bash():
+    script = launch.user_data("job1", "log-bucket", "us-east-1", "now",
+                              launch.Bootstrap("log-bucket", "tibanna_bootstrap/abc/t.whl", "abc"), spot=True)
+    assert subprocess.run(["bash", "-n"], input=script.encode()).returncode == 0
+    assert "sha256sum -c" in script and "WHEEL_SHA256=abc" in script
+    assert "github" not in script.lower() and "X-aws-ec2-metadata-token" in script
+    assert "--store s3" in script and ".spot_failure" in script
+
+
+def test_launch_template_sizes_tags_and_imdsv2(api, deployed, shell_job):
+    job = shell_job("true", ebs_size="3x", ebs_type="gp3", ebs_throughput=250, root_ebs_size=20)
+    data = _launcher(api, job).template_data(size=launch.ebs_size(job["config"], 5 * GIB), spot=False)
+    assert data["BlockDeviceMappings"][0]["Ebs"] == {"VolumeSize": 20, "VolumeType": "gp3", "Throughput": 250,
+                                                     "DeleteOnTermination": True}
+    assert data["BlockDeviceMappings"][1]["Ebs"]["VolumeSize"] == 20
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["InstanceInitiatedShutdownBehavior"] == "terminate"
+    assert {t["ResourceType"] for t in data["TagSpecifications"]} == {"instance", "volume"}
+    assert "InstanceMarketOptions" not in data
+    assert base64.b64decode(data["UserData"]).startswith(b"#!/bin/bash")
+
+
+def test_ebs_sizing():
+    assert launch.ebs_size({"ebs_size": "3x"}, 5 * GIB) == 20
+    assert launch.ebs_size({"ebs_size": "3x"}, 1) == 15  # at least 10, then +5
+    assert launch.ebs_size({"ebs_size": 50, "ebs_size_as_is": True}, None) == 50
+    with pytest.raises(EC2LaunchException, match="16TB"):
+        launch.ebs_size({"ebs_size": "1000x"}, 20 * GIB)
+
+
+def test_input_sizes_count_files_and_folders(api, deployed):
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket="in-bucket", Key="sizes/a.txt", Body=b"x" * 100)
+    s3.put_object(Bucket="in-bucket", Key="sizes/dir/b.txt", Body=b"x" * 50)
+    s3.put_object(Bucket="in-bucket", Key="sizes/dir/c.txt", Body=b"x" * 25)
+    args = {"input_files": {"a": {"bucket_name": "in-bucket", "object_key": "sizes/a.txt"},
+                            "d": {"bucket_name": "in-bucket", "object_key": "sizes/dir"}},
+            "secondary_files": {"a": {"bucket_name": "in-bucket", "object_key": ["sizes/a.txt"]}}}
+    sizes = launch.input_sizes(api.backend.store, args)
+    assert sizes == {"a": 100, "d": 75, "a_secondary": [100]}
+    assert launch.input_bytes(sizes) == 275
+
+
+def _launcher(api, job: dict) -> launch.Launcher:
+    return launch.Launcher(api.backend.clients, api.backend.store, job | {"jobid": "j"},
+                           launch.Bootstrap("log-bucket", "k", "s"), "profile")
+
+
+def test_app_names_are_sized_by_benchmark(api, deployed, monkeypatch):
+    import sys
+    import types
+
+    boto3.client("s3").put_object(Bucket="in-bucket", Key="bench/in.txt", Body=b"x" * 1000)
+    job = {"args": {"app_name": "md5", "input_files": {"input_file": {"bucket_name": "in-bucket",
+                                                                      "object_key": "bench/in.txt"}}},
+           "config": {"log_bucket": "log-bucket", "ebs_size": 0, "EBS_optimized": ""}}
+    monkeypatch.setitem(sys.modules, "Benchmark", None)
+    with pytest.raises(EC2LaunchException, match="needs the Benchmark-4dn package"):
+        _launcher(api, job).instance_types()
+    seen = {}
+
+    def fake_benchmark(app_name, input_json):
+        seen.update(app=app_name, **input_json)
+        return {"total_size_in_GB": 13.2, "aws": {"recommended_instance_type": "t3.medium", "EBS_optimized": True}}
+
+    package = types.ModuleType("Benchmark")
+    package.run = types.SimpleNamespace(benchmark=fake_benchmark)
+    monkeypatch.setitem(sys.modules, "Benchmark", package)
+    launcher = _launcher(api, job)
+    assert launcher.instance_types() == ["t3.medium"]
+    assert seen == {"app": "md5", "input_size_in_bytes": {"input_file": 1000}, "parameters": {}}
+    assert (launcher.config["ebs_size"], launcher.config["EBS_optimized"]) == (14, True)
+
+
+def test_arm_types_get_the_arm_ami(api, deployed, shell_job):
+    job = shell_job("true", instance_type=["t3.micro", "a1.large"], subnet=["subnet-1", "subnet-2"])
+    config = jobspec.parse(job)["config"]
+    overrides = _launcher(api, {"args": job["args"], "config": config}).overrides(["t3.micro", "a1.large"])
+    images = {(o["InstanceType"], o["SubnetId"]): o["ImageId"] for o in overrides}
+    assert len(images) == 4
+    assert images[("a1.large", "subnet-2")] == config["ami_per_region"]["Arm"]["us-east-1"]
+    assert images[("t3.micro", "subnet-1")] == config["ami_per_region"]["x86"]["us-east-1"]
+
+
+def test_cheapest_types_from_the_catalogue(api, deployed):
+    catalogue = Catalogue(api.backend.clients)
+    spot = catalogue.cheapest(cpu=2, mem_gib=5, spot=True)
+    on_demand = catalogue.cheapest(cpu=2, mem_gib=5, spot=False)  # moto has no Pricing: smallest first
+    shapes = catalogue.types()
+    for chosen in (spot, on_demand):
+        assert 1 <= len(chosen) <= 10
+        assert all(shapes[t].vcpus >= 2 and shapes[t].mem_gib >= 5 for t in chosen)
+    assert {shapes[t].arch for t in shapes} == {"x86", "Arm"} and any(s.gpus for s in shapes.values())
+    with pytest.raises(EC2LaunchException, match="no EC2 instances"):
+        catalogue.cheapest(cpu=100000, mem_gib=1, spot=False)

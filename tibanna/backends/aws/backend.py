@@ -1,0 +1,388 @@
+"""The AWS backend: Step Functions executions, the DynamoDB index, S3 log buckets, EC2 instances.
+
+Reads cost pages, not jobs (DESIGN 4): a listing is ListExecutions at 1,000 a page, joined to
+the index read newest first through its step-function index; the instance columns come from
+one paginated DescribeInstances over every `Type=awsem` instance. Submissions are batched:
+100 conditional index puts per transaction, then run.json and StartExecution per job from a
+small thread pool (botocore's adaptive retries pace it when AWS throttles).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterable, Iterator
+
+from botocore.exceptions import ClientError
+
+from tibanna import protocol
+from tibanna.backends.aws import catalogue, deploy, index as idx, names
+from tibanna.backends.aws.iam import UsergroupIAM
+from tibanna.backends.base import Backend, JobRecord
+from tibanna.cost import AwsPriceSource, cost_explorer_cost
+from tibanna.exceptions import UserInputError
+from tibanna.storage.s3 import Clients, S3Store, error_code
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SFN = names.SFN_PREFIX
+PAGE = 1000
+SUBMIT_WORKERS = 16
+# Index stamps come from the submitter's clock and execution starts from AWS's: allow for skew.
+CLOCK_SLACK = dt.timedelta(minutes=15)
+_UUID_LENGTH = 36
+
+
+def _epoch(when: dt.datetime | None) -> float | None:
+    return when.timestamp() if when else None
+
+
+def fresh_run_name(run_name: str) -> str:
+    """Upstream's randomize_run_name: drop a trailing UUID, append a new one, keep within 80 characters."""
+    base = run_name[:-_UUID_LENGTH - 1] if len(run_name) > _UUID_LENGTH and run_name[-_UUID_LENGTH - 1] == "-" \
+        else run_name
+    return f"{base[:names.MAX_RUN_NAME - _UUID_LENGTH - 1]}-{uuid.uuid4()}"
+
+
+class AWSBackend(Backend):
+    """Jobs as Step Functions executions of `tibanna_unicorn*` (DESIGN 1, 3.4)."""
+
+    name = "aws"
+
+    def __init__(self, region: str | None = None, profile: str | None = None,
+                 endpoint_url: str | None = None) -> None:
+        self.clients = Clients(region, profile, endpoint_url)
+        self.store = S3Store(self.clients)
+        self.index = idx.Index(self.clients)
+        self._sfn_buckets: dict[str, list[str] | None] = {}
+
+    @property
+    def region(self) -> str:  # type: ignore[override]
+        return self.clients.region
+
+    @property
+    def account(self) -> str:  # type: ignore[override]
+        return self.clients.account
+
+    @property
+    def sfn(self) -> Any:
+        return self.clients("stepfunctions")
+
+    def sfn_arn(self, sfn: str) -> str:
+        return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{sfn}"
+
+    def exec_arn(self, sfn: str, run_name: str) -> str:
+        return protocol.execution_arn(self.region, self.account, sfn, run_name)
+
+    # Step functions ---------------------------------------------------------------------------
+    def default_sfn(self) -> str:
+        return os.environ.get("TIBANNA_DEFAULT_STEP_FUNCTION_NAME") or DEFAULT_SFN
+
+    def check_sfn(self, sfn: str, buckets: Iterable[str]) -> None:
+        """Refuse an unknown step function, or buckets its usergroup was not given (when IAM can tell)."""
+        if sfn not in self._sfn_buckets:
+            try:
+                role = self.sfn.describe_state_machine(stateMachineArn=self.sfn_arn(sfn))["roleArn"]
+            except ClientError as err:
+                if error_code(err) == "StateMachineDoesNotExist":
+                    raise UserInputError(f"sfn: step function {sfn!r} does not exist in {self.region}; "
+                                         "deploy it with deploy_unicorn") from None
+                raise
+            usergroup = names.usergroup_of_role(role)
+            self._sfn_buckets[sfn] = UsergroupIAM(self.clients, usergroup).buckets() if usergroup else None
+        allowed = self._sfn_buckets[sfn]
+        denied = sorted(set(buckets) - set(allowed)) if allowed is not None else []
+        if denied:
+            raise UserInputError(f"step function {sfn!r} may not use bucket(s) {', '.join(denied)} "
+                                 f"(its usergroup has access to: {', '.join(sorted(allowed or [])) or 'none'})")
+
+    # Submission -------------------------------------------------------------------------------
+    def submit(self, jobs: list[dict], *, rerun_of: str | None = None) -> list[dict]:
+        root = None
+        if rerun_of:
+            first = self.index.get(rerun_of)
+            root = (first or {}).get(idx.RERUN_OF) or rerun_of
+        stamp = protocol.now_stamp()
+        items = [{names.TABLE_KEY: job["jobid"], idx.EXECUTION_NAME: job["_tibanna"]["run_name"],
+                  idx.SFN: job["_tibanna"]["sfn"], idx.LOG_BUCKET: job["config"]["log_bucket"],
+                  idx.TIME_STAMP: stamp, idx.RERUN_OF: root} for job in jobs]
+        taken = self.index.claim(items)
+        if len(jobs) == 1:
+            return [self._submit_one(jobs[0], jobs[0]["jobid"] in taken)]
+        with ThreadPoolExecutor(min(SUBMIT_WORKERS, len(jobs))) as pool:
+            return list(pool.map(lambda job: self._submit_one(job, job["jobid"] in taken), jobs))
+
+    def _submit_one(self, job: dict, known: bool) -> dict:
+        """Start a claimed job; for a known job id, return the running submission (or resume a lost one)."""
+        if known:
+            item = self.index.get(job["jobid"]) or {}
+            name = item.get(idx.EXECUTION_NAME)
+            existing = self._execution_input(self.exec_arn(item[idx.SFN], name)) if name else None
+            if existing is not None:
+                log.info("job %s was already submitted; not starting it again", job["jobid"])
+                return existing
+            if name:  # claimed but never started (the submitter died): start it under the claimed name
+                self.rename_job(job, name)
+        return self._start(job)
+
+    def _execution_input(self, exec_arn: str) -> dict | None:
+        try:
+            return json.loads(self.sfn.describe_execution(executionArn=exec_arn)["input"])
+        except ClientError as err:
+            if error_code(err) == "ExecutionDoesNotExist":
+                return None
+            raise
+
+    def rename_job(self, job: dict, run_name: str) -> None:
+        """Give a prepared job another execution name (its ARN and console URL follow)."""
+        tib = job["_tibanna"]
+        new_arn = self.exec_arn(tib["sfn"], run_name)
+        tib["url"] = tib.get("url", "").replace(tib["exec_arn"], new_arn)
+        tib["run_name"] = job["config"]["run_name"] = run_name
+        tib["exec_arn"] = new_arn
+
+    def _start(self, job: dict) -> dict:
+        """run.json first, then StartExecution; a name taken by another job gets a fresh one."""
+        jobid, tib = job["jobid"], job["_tibanna"]
+        while True:
+            self.store.put_bytes(job["config"]["log_bucket"], protocol.key(jobid, protocol.RUN_JSON),
+                                 protocol.dump_json(protocol.build_run_json(job)))
+            try:
+                self.sfn.start_execution(stateMachineArn=self.sfn_arn(tib["sfn"]), name=tib["run_name"],
+                                         input=json.dumps(job))
+                return job
+            except ClientError as err:
+                if error_code(err) != "ExecutionAlreadyExists":
+                    raise
+            existing = self._execution_input(tib["exec_arn"])
+            if existing is not None and existing.get("jobid") == jobid:
+                return existing  # a concurrent submitter of this job id started it first
+            self.rename_job(job, fresh_run_name(tib["run_name"]))
+            self.index.update(jobid, **{idx.EXECUTION_NAME: tib["run_name"]})
+
+    # Status -----------------------------------------------------------------------------------
+    def get(self, job_id: str | None = None, exec_arn: str | None = None) -> JobRecord | None:
+        item = None
+        if job_id is not None:
+            item = self.index.get(job_id)
+            if item is None:
+                return None
+            exec_arn = self.exec_arn(item[idx.SFN], item[idx.EXECUTION_NAME])
+        try:
+            execution = self.sfn.describe_execution(executionArn=exec_arn)
+        except ClientError as err:
+            if error_code(err) in ("ExecutionDoesNotExist", "InvalidArn"):
+                return None
+            raise
+        description = json.loads(execution.get("input") or "{}")
+        if item is None and description.get("jobid"):
+            item = self.index.get(description["jobid"])
+        record = self._record(execution, item, description)
+        record.description = description
+        record.error, record.cause = execution.get("error"), execution.get("cause")
+        self._add_instances([record])
+        return record
+
+    def get_many(self, job_ids: list[str]) -> list[JobRecord]:
+        items = self.index.get_many(job_ids)
+        by_sfn: dict[str, list[dict[str, str]]] = {}
+        for item in items.values():
+            by_sfn.setdefault(item[idx.SFN], []).append(item)
+        records: dict[str, JobRecord] = {}
+        for sfn, wanted in by_sfn.items():
+            names_wanted = {item[idx.EXECUTION_NAME]: item for item in wanted}
+            oldest = min(protocol.parse_stamp(item[idx.TIME_STAMP]) for item in wanted) - CLOCK_SLACK
+            for execution in self._executions(sfn):
+                item = names_wanted.pop(execution["name"], None)
+                if item is not None:
+                    records[item[names.TABLE_KEY]] = self._record(execution, item)
+                if not names_wanted or execution["startDate"] < oldest:
+                    break
+            for item in names_wanted.values():  # outside the window (or never started): ask one by one
+                record = self.get(job_id=item[names.TABLE_KEY])
+                if record is not None:
+                    records[record.jobid] = record
+        found = [records[j] for j in job_ids if j in records]
+        self._add_instances(found)
+        return found
+
+    def list(self, sfn: str, status: str | None = None, limit: int | None = None,
+             stopped_after: float | None = None) -> list[JobRecord]:
+        records: list[JobRecord] = []
+        if limit == 0:
+            return records
+        resolver = _NameResolver(self.index.by_sfn(sfn))
+        for execution in self._executions(sfn, status, limit):
+            if stopped_after is not None and not (execution.get("stopDate")
+                                                  and execution["stopDate"].timestamp() > stopped_after):
+                continue
+            item = resolver.find(execution["name"], execution["startDate"] - CLOCK_SLACK)
+            records.append(self._record(execution, item) if item else self._unindexed(execution))
+            if limit is not None and len(records) >= limit:
+                break
+        self._add_instances(records)
+        return records
+
+    def _executions(self, sfn: str, status: str | None = None, limit: int | None = None) -> Iterator[dict]:
+        """ListExecutions of a step function, newest first, 1,000 a page (fewer when `limit` is smaller)."""
+        kwargs: dict[str, Any] = {"stateMachineArn": self.sfn_arn(sfn),
+                                  "PaginationConfig": {"PageSize": min(PAGE, limit or PAGE)}}
+        if status:
+            kwargs["statusFilter"] = status
+        try:
+            for page in self.sfn.get_paginator("list_executions").paginate(**kwargs):
+                yield from page["executions"]
+        except ClientError as err:
+            if error_code(err) == "StateMachineDoesNotExist":
+                raise UserInputError(f"sfn: step function {sfn!r} does not exist in {self.region}") from None
+            raise
+
+    def _record(self, execution: dict, item: dict[str, str] | None, description: dict | None = None) -> JobRecord:
+        sfn, run_name = protocol.split_execution_arn(execution["executionArn"])
+        item = item or {}
+        config = (description or {}).get("config", {})
+        return JobRecord(jobid=item.get(names.TABLE_KEY) or (description or {}).get("jobid", ""), sfn=sfn,
+                         run_name=run_name, exec_arn=execution["executionArn"],
+                         log_bucket=item.get(idx.LOG_BUCKET) or config.get("log_bucket", ""),
+                         status=execution["status"], name=run_name, start_time=_epoch(execution.get("startDate")),
+                         stop_time=_epoch(execution.get("stopDate")), instance_id=item.get(idx.INSTANCE_ID, ""),
+                         rerun_of=item.get(idx.RERUN_OF) or None)
+
+    def _unindexed(self, execution: dict) -> JobRecord:
+        """An execution the index does not know (started by another client): its input names the job."""
+        description = self._execution_input(execution["executionArn"]) or {}
+        return self._record(execution, None, description)
+
+    def _add_instances(self, records: list[JobRecord]) -> None:
+        """Fill the instance columns from one paginated DescribeInstances over `Type=awsem` instances."""
+        if not records:
+            return
+        latest: dict[str, dict] = {}
+        paginator = self.clients("ec2").get_paginator("describe_instances")
+        filters = [{"Name": "tag:Type", "Values": [names.INSTANCE_TYPE_TAG]}]
+        if len(records) <= 200:  # a filter takes at most 200 values
+            filters.append({"Name": "tag:Name", "Values": [names.instance_name(r.jobid) for r in records]})
+        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE}):
+            for reservation in page["Reservations"]:
+                for instance in reservation["Instances"]:
+                    name = next((t["Value"] for t in instance.get("Tags", []) if t["Key"] == "Name"), "")
+                    jobid = name[len(names.INSTANCE_NAME_PREFIX):]
+                    if jobid not in latest or instance["LaunchTime"] > latest[jobid]["LaunchTime"]:
+                        latest[jobid] = instance
+        for record in records:
+            instance = latest.get(record.jobid)
+            if instance is None:
+                continue
+            state = instance["State"]["Name"]
+            alive = state not in ("shutting-down", "terminated")
+            record.instance_id = instance["InstanceId"]
+            record.instance_type = instance.get("InstanceType", "")
+            record.instance_status = state
+            record.instance_start_time = _epoch(instance.get("LaunchTime"))
+            record.ip = instance.get("PublicIpAddress", "") if alive else ""
+            record.key = instance.get("KeyName", "") if alive else ""
+
+    # Control ----------------------------------------------------------------------------------
+    def kill(self, record: JobRecord, soft: bool = False) -> None:
+        """Terminate the instance, write `.aborted`; a plain kill also stops the execution (ABORTED)."""
+        instance_id = record.instance_id or self._live_instance(record.jobid)
+        if instance_id:
+            self.clients("ec2").terminate_instances(InstanceIds=[instance_id])
+        else:
+            log.info("job %s has no instance (yet)", record.jobid)
+        self.store.put_bytes(record.log_bucket, protocol.key(record.jobid, protocol.ABORTED_MARKER), b"")
+        if not soft:
+            self.sfn.stop_execution(executionArn=record.exec_arn, error="Aborted", cause="killed by user")
+
+    def _live_instance(self, jobid: str) -> str | None:
+        reservations = self.clients("ec2").describe_instances(Filters=[
+            {"Name": "tag:Name", "Values": [names.instance_name(jobid)]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])["Reservations"]
+        return next((i["InstanceId"] for r in reservations for i in r["Instances"]), None)
+
+    def list_sfns(self, counts: bool = False) -> list[dict[str, Any]]:
+        rows = []
+        for page in self.sfn.get_paginator("list_state_machines").paginate(PaginationConfig={"PageSize": PAGE}):
+            for machine in page["stateMachines"]:
+                if machine["name"].startswith(names.SFN_PREFIX):
+                    rows.append({"name": machine["name"], "creation_date": _epoch(machine["creationDate"])})
+        if counts:
+            for row in rows:
+                found = dict.fromkeys(protocol.STATUSES, 0)
+                for execution in self._executions(row["name"]):
+                    found[execution["status"]] = found.get(execution["status"], 0) + 1
+                row.update(found)
+        return rows
+
+    # Metrics and cost -------------------------------------------------------------------------
+    def price_source(self) -> AwsPriceSource:
+        return catalogue.price_source(self.clients)
+
+    def actual_cost(self, postrun: dict) -> float:
+        """The Cost Explorer cost of the job's instance (tag Name=awsem-<jobid>); 0.0 until billed."""
+        return cost_explorer_cost(self.clients("ce"), postrun)
+
+    def metric_series(self, record: JobRecord, postrun: dict | None, start: Any, end: Any,
+                      instance_id: str = "") -> Any:
+        """None (the agent's samples) when the job has them, else the instance's CloudWatch metrics."""
+        instance_id = instance_id or record.instance_id
+        if self.store.exists(record.log_bucket, protocol.key(record.jobid, protocol.METRICS_SAMPLES)) \
+                or not instance_id:
+            return None
+        from tibanna.metrics.resources import read_cloudwatch  # the metrics package is not in the Lambdas
+
+        return read_cloudwatch(self.clients("cloudwatch"), instance_id, start, end)
+
+    # Admin verbs ------------------------------------------------------------------------------
+    def _deployer(self) -> deploy.Deployer:
+        return deploy.Deployer(self.clients, self.store, self.index)
+
+    def setup_tibanna_env(self, buckets: list[str], usergroup_tag: str = "default", no_randomize: bool = False,
+                          do_not_delete_public_access_block: bool = False) -> str:
+        return self._deployer().setup_tibanna_env(buckets, usergroup_tag, no_randomize,
+                                                  do_not_delete_public_access_block)
+
+    def deploy_unicorn(self, suffix: str | None = None, no_setup: bool = False, buckets: list[str] | None = None,
+                       no_setenv: bool = False, usergroup: str = "", do_not_delete_public_access_block: bool = False,
+                       deploy_costupdater: bool = False, subnets: list[str] | None = None,
+                       security_groups: list[str] | None = None) -> str:
+        return self._deployer().deploy_unicorn(suffix, no_setup, buckets or [], no_setenv, usergroup,
+                                               do_not_delete_public_access_block, deploy_costupdater, subnets,
+                                               security_groups)
+
+    def deploy_core(self, name: str, suffix: str | None = None, usergroup: str = "",
+                    subnets: list[str] | None = None, security_groups: list[str] | None = None) -> list[str]:
+        return self._deployer().deploy_core(name, suffix, usergroup, subnets, security_groups)
+
+    def users(self) -> list[dict[str, str]]:
+        return self._deployer().users()
+
+    def add_user(self, user: str, usergroup: str) -> None:
+        self._deployer().add_user(user, usergroup)
+
+    def cleanup(self, usergroup: str, suffix: str | None = None, ignore_errors: bool = True,
+                do_not_remove_iam_group: bool = False, purge_history: bool = False) -> list[str]:
+        return self._deployer().cleanup(usergroup, suffix, ignore_errors, do_not_remove_iam_group, purge_history)
+
+
+class _NameResolver:
+    """Execution name -> index item, reading a step function's items newest first, only as far as needed."""
+
+    def __init__(self, items: Iterator[dict[str, str]]) -> None:
+        self._items = items
+        self._seen: dict[str, dict[str, str]] = {}
+        self._oldest: dt.datetime | None = None
+        self._done = False
+
+    def find(self, run_name: str, not_before: dt.datetime) -> dict[str, str] | None:
+        while run_name not in self._seen and not self._done and (self._oldest is None or self._oldest >= not_before):
+            item = next(self._items, None)
+            if item is None:
+                self._done = True
+                break
+            self._seen[item[idx.EXECUTION_NAME]] = item
+            self._oldest = protocol.parse_stamp(item[idx.TIME_STAMP])
+        return self._seen.get(run_name)

@@ -1,0 +1,213 @@
+"""The admin verbs on AWS: setup_tibanna_env, deploy_unicorn, deploy_core, users, add_user, cleanup.
+
+Everything is created or updated in place under upstream's names: re-running a deploy updates
+the policies, Lambdas (code and configuration) and state machine rather than deleting them.
+The Lambdas carry this package and its wheel, built reproducibly from the installed files.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tibanna import __version__
+from tibanna.backends.aws import build, names, statemachine
+from tibanna.backends.aws.iam import UsergroupIAM, role_arn, run_steps
+from tibanna.backends.aws.index import Index
+from tibanna.exceptions import UserInputError
+from tibanna.storage.s3 import Clients, S3Store, error_code
+
+log = logging.getLogger(__name__)
+
+LAMBDA_RUNTIME = "python3.12"
+LAMBDA_TIMEOUT = 800  # upstream's
+LAMBDA_MEMORY = 256
+HANDLERS = {kind: f"tibanna.backends.aws.lambdas.{kind}.handler" for kind in names.LAMBDAS}
+
+
+class Deployer:
+    """One account and region's Tibanna resources."""
+
+    def __init__(self, clients: Clients, store: S3Store, index: Index) -> None:
+        self.clients, self.store, self.index = clients, store, index
+
+    # Usergroups ---------------------------------------------------------------------------------
+    def setup_tibanna_env(self, buckets: list[str], usergroup_tag: str = "default", no_randomize: bool = False,
+                          do_not_delete_public_access_block: bool = False) -> str:
+        """IAM for a usergroup scoped to `buckets`; returns the usergroup's name."""
+        if not buckets:
+            log.warning("no buckets given: the usergroup gets the placeholder buckets only")
+        usergroup = usergroup_tag if no_randomize else f"{usergroup_tag}_{random.randint(0, 9999)}"
+        if not do_not_delete_public_access_block:
+            for bucket in buckets:
+                try:
+                    self.clients("s3").delete_public_access_block(Bucket=bucket)
+                except ClientError as err:
+                    log.warning("could not delete the public access block of %s: %s", bucket, err)
+        UsergroupIAM(self.clients, usergroup).apply(buckets)
+        return usergroup
+
+    def deploy_unicorn(self, suffix: str | None, no_setup: bool, buckets: list[str], no_setenv: bool,
+                       usergroup: str, do_not_delete_public_access_block: bool, deploy_costupdater: bool,
+                       subnets: list[str] | None, security_groups: list[str] | None) -> str:
+        """IAM (unless no_setup), the Lambdas, the state machine and the index table; returns the sfn name."""
+        if not no_setup:
+            usergroup = self.setup_tibanna_env(buckets, usergroup or "default", no_randomize=bool(usergroup),
+                                               do_not_delete_public_access_block=do_not_delete_public_access_block)
+        elif not usergroup:
+            raise UserInputError("usergroup: no_setup needs the usergroup of an existing set-up")
+        if deploy_costupdater:
+            log.warning("deploy_costupdater: the cost updater is not part of this version; use cost() after the job")
+        self.deploy_core("all", suffix, usergroup, subnets, security_groups)
+        name = names.sfn_name(usergroup, suffix)
+        self._put_state_machine(name, usergroup, suffix)
+        self.index.ensure_table()
+        if not no_setenv:
+            _setenv(name)
+        return name
+
+    def _put_state_machine(self, name: str, usergroup: str, suffix: str | None) -> None:
+        sfn = self.clients("stepfunctions")
+        definition = statemachine.definition_json(self.clients.region, self.clients.account, usergroup, suffix)
+        role = role_arn(self.clients.account, usergroup, names.STATES_ROLE)
+        arn = f"arn:aws:states:{self.clients.region}:{self.clients.account}:stateMachine:{name}"
+        try:
+            sfn.update_state_machine(stateMachineArn=arn, definition=definition, roleArn=role)
+            log.info("updated state machine %s", name)
+        except ClientError as err:
+            if error_code(err) != "StateMachineDoesNotExist":
+                raise
+            sfn.create_state_machine(name=name, definition=definition, roleArn=role)
+            log.info("created state machine %s", name)
+
+    def deploy_core(self, name: str, suffix: str | None, usergroup: str,
+                    subnets: list[str] | None, security_groups: list[str] | None) -> list[str]:
+        """Create or update `run_task_awsem<suffix>` and/or `check_task_awsem<suffix>`."""
+        kinds = names.LAMBDAS if name in ("all", "unicorn") else (name,)
+        if any(kind not in names.LAMBDAS for kind in kinds):
+            raise UserInputError(f"name: {name!r} is not one of all, unicorn, {', '.join(names.LAMBDAS)}")
+        if not usergroup:
+            raise UserInputError("usergroup: required to deploy the Lambdas (their roles belong to it)")
+        wheel = build.build_wheel()
+        code = build.build_lambda_zip(wheel)
+        environment = {"TIBANNA_VERSION": __version__,
+                       "TIBANNA_DEFAULT_STEP_FUNCTION_NAME": names.sfn_name(usergroup, suffix),
+                       "AWS_S3_ROLE_NAME": names.role_name(usergroup, names.EC2_ROLE),
+                       "TIBANNA_WHEEL_PATH": wheel.lambda_path, "TIBANNA_WHEEL_SHA256": wheel.sha256}
+        if subnets:
+            environment["SUBNETS"] = ",".join(subnets)
+        if security_groups:
+            environment["SECURITY_GROUPS"] = ",".join(security_groups)
+        vpc = {"SubnetIds": list(subnets or []), "SecurityGroupIds": list(security_groups or [])}
+        deployed = []
+        for kind in kinds:
+            function = names.lambda_name(kind, usergroup, suffix)
+            config: dict[str, Any] = {
+                "FunctionName": function, "Runtime": LAMBDA_RUNTIME, "Handler": HANDLERS[kind],
+                "Role": role_arn(self.clients.account, usergroup, kind), "Timeout": LAMBDA_TIMEOUT,
+                "MemorySize": LAMBDA_MEMORY, "Environment": {"Variables": environment}}
+            if subnets or security_groups:
+                config["VpcConfig"] = vpc
+            self._put_function(config, code)
+            deployed.append(function)
+        return deployed
+
+    def _put_function(self, config: dict[str, Any], code: bytes) -> None:
+        client = self.clients("lambda")
+        try:
+            client.update_function_code(FunctionName=config["FunctionName"], ZipFile=code)
+        except ClientError as err:
+            if error_code(err) != "ResourceNotFoundException":
+                raise
+            client.create_function(Code={"ZipFile": code}, **config)
+            log.info("created Lambda %s", config["FunctionName"])
+            return
+        client.get_waiter("function_updated_v2").wait(FunctionName=config["FunctionName"])
+        client.update_function_configuration(**config)
+        log.info("updated Lambda %s", config["FunctionName"])
+
+    # Users --------------------------------------------------------------------------------------
+    def users(self) -> list[dict[str, str]]:
+        """Members of every `tibanna_*` IAM group: one page of groups, then each group's members."""
+        iam, rows = self.clients("iam"), []
+        for page in iam.get_paginator("list_groups").paginate():
+            for group in page["Groups"]:
+                if not group["GroupName"].startswith("tibanna_"):
+                    continue
+                for members in iam.get_paginator("get_group").paginate(GroupName=group["GroupName"]):
+                    rows += [{"user": u["UserName"], "usergroup": group["GroupName"][len("tibanna_"):]}
+                             for u in members["Users"]]
+        return sorted(rows, key=lambda r: (r["user"], r["usergroup"]))
+
+    def add_user(self, user: str, usergroup: str) -> None:
+        try:
+            self.clients("iam").add_user_to_group(GroupName=names.prefix(usergroup), UserName=user)
+        except ClientError as err:
+            if error_code(err) == "NoSuchEntity":
+                raise UserInputError(f"user or usergroup: {err.response['Error']['Message']}") from None
+            raise
+
+    # Removal ------------------------------------------------------------------------------------
+    def cleanup(self, usergroup: str, suffix: str | None, ignore_errors: bool, do_not_remove_iam_group: bool,
+                purge_history: bool) -> list[str]:
+        """Remove the usergroup's state machines (one, with `suffix`), their Lambdas, IAM, history."""
+        removed: list[str] = []
+        for sfn, sfx in self._state_machines(usergroup, suffix):
+            if purge_history:
+                removed += self._purge(sfn)
+            steps = [(f"state machine {sfn}", lambda sfn=sfn: self.clients("stepfunctions").delete_state_machine(
+                stateMachineArn=f"arn:aws:states:{self.clients.region}:{self.clients.account}:stateMachine:{sfn}"))]
+            for kind in names.LAMBDAS:
+                function = names.lambda_name(kind, usergroup, sfx)
+                steps.append((f"Lambda {function}",
+                              lambda f=function: self.clients("lambda").delete_function(FunctionName=f)))
+            removed += run_steps(steps, ignore_errors)
+        if not do_not_remove_iam_group:
+            removed += UsergroupIAM(self.clients, usergroup).remove(ignore_errors)
+        if not removed and not ignore_errors:
+            raise UserInputError(f"user_group_name: nothing to remove for usergroup {usergroup!r}")
+        return removed
+
+    def _state_machines(self, usergroup: str, suffix: str | None) -> list[tuple[str, str | None]]:
+        """(name, suffix) of the usergroup's state machines: the one named, or all whose role is the group's."""
+        if suffix:
+            return [(names.sfn_name(usergroup, suffix), suffix)]
+        sfn, found = self.clients("stepfunctions"), []
+        base = names.sfn_name(usergroup)
+        for page in sfn.get_paginator("list_state_machines").paginate():
+            for machine in page["stateMachines"]:
+                if machine["name"] != base and not machine["name"].startswith(base + "_"):
+                    continue
+                role = sfn.describe_state_machine(stateMachineArn=machine["stateMachineArn"])["roleArn"]
+                if names.usergroup_of_role(role) == usergroup:
+                    found.append((machine["name"], machine["name"][len(base) + 1:] or None))
+        return found
+
+    def _purge(self, sfn: str) -> list[str]:
+        """Delete a step function's jobs: their `<jobid>.*` log-bucket objects and index items."""
+        items = list(self.index.by_sfn(sfn))
+        for item in items:
+            bucket, jobid = item["Log Bucket"], item[names.TABLE_KEY]
+            try:
+                self.store.delete_many(bucket, self.store.list_keys(bucket, jobid + "."))
+            except ClientError as err:
+                log.warning("purge: cannot delete the logs of job %s in %s: %s", jobid, bucket, err)
+        self.index.delete(item[names.TABLE_KEY] for item in items)
+        return [f"job {item[names.TABLE_KEY]}" for item in items]
+
+
+def _setenv(sfn: str) -> None:
+    """Make `sfn` the default: in this process, and for new shells via ~/.bashrc (as upstream)."""
+    os.environ["TIBANNA_DEFAULT_STEP_FUNCTION_NAME"] = sfn
+    bashrc = Path.home() / ".bashrc"
+    line = f"export TIBANNA_DEFAULT_STEP_FUNCTION_NAME={sfn}"
+    lines = bashrc.read_text(encoding="utf-8").splitlines() if bashrc.exists() else []
+    exports = [x for x in lines if x.startswith("export TIBANNA_DEFAULT_STEP_FUNCTION_NAME=")]
+    if not exports or exports[-1] != line:  # the last export wins; do not pile up the same one
+        with open(bashrc, "a", encoding="utf-8") as handle:
+            handle.write(f"\n{line}\n")
+    log.info("default step function is now %s (exported in %s)", sfn, bashrc)

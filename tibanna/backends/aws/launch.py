@@ -1,0 +1,323 @@
+"""Launch one job's instance: EC2 Fleet (instant), sizes, tags, IMDSv2 and the agent's bootstrap.
+
+Upstream's launch (reference 3.2), rebuilt: a launch template per launch, one fleet override per
+(instance type x subnet), spot or on-demand, `behavior_on_capacity_limit`, the data volume sized
+from `ebs_size` (GB, or `"<n>x"` the inputs), tags on the instance and its volumes. The user data
+installs the wheel of this very package, checked against its sha256, and starts the agent.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import secrets
+import shlex
+import string
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tibanna import __version__, jobspec, protocol
+from tibanna.backends.aws import names
+from tibanna.backends.aws.catalogue import Catalogue
+from tibanna.exceptions import EC2InstanceLimitException, EC2InstanceLimitWaitException, EC2LaunchException
+from tibanna.storage.s3 import Clients, S3Store
+
+log = logging.getLogger(__name__)
+
+CAPACITY_ERRORS = ("InsufficientInstanceCapacity", "InstanceLimitExceeded", "UnfulfillableCapacity")
+TEMPLATE_RETRIES = 5
+DATA_DEVICE = "/dev/sdb"
+ROOT_DEVICE = "/dev/sda1"
+DATA_MOUNT = "/mnt/data1"
+_GIB = 1024 ** 3
+_IP_WAIT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Launched:
+    instance_id: str
+    instance_ip: str
+    availability_zone: str
+    instance_type: str
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """Where the instance finds the wheel to install, and its checksum."""
+
+    bucket: str
+    key: str
+    sha256: str
+
+
+def input_sizes(store: S3Store, args: dict) -> dict[str, int | list[int]]:
+    """Bytes per input argument (secondary files as `<arg>_secondary`), a list for a list of keys,
+    as upstream passes them to Benchmark; a key that is a folder counts its objects."""
+    def size(bucket: str, key: str) -> int:
+        found = store.size(bucket, key)
+        return found if found is not None else sum(
+            o["Size"] for o in store.list_objects(bucket, key.rstrip("/") + "/"))
+
+    sizes: dict[str, int | list[int]] = {}
+    for section, suffix in (("input_files", ""), ("secondary_files", "_secondary")):
+        for argname, spec in (args.get(section) or {}).items():
+            keys = jobspec.iter_keys(spec["object_key"])
+            found = [size(spec["bucket_name"], key) for key in keys]
+            sizes[argname + suffix] = found if isinstance(spec["object_key"], list) else found[0]
+    return sizes
+
+
+def input_bytes(sizes: dict[str, int | list[int]]) -> int:
+    """The total of `input_sizes`."""
+    return sum(sum(v) if isinstance(v, list) else v for v in sizes.values())
+
+
+def benchmark(args: dict, sizes: dict[str, int | list[int]]) -> dict:
+    """Upstream's sizing of a known app (reference 11): {instance_type, ebs_size, EBS_optimized}.
+
+    The Benchmark-4dn package holds upstream's per-app formulas; it is used when installed.
+    """
+    try:
+        from Benchmark import run as bench
+    except ImportError:
+        raise EC2LaunchException(f"args.app_name: sizing {args.get('app_name')!r} needs the Benchmark-4dn package "
+                                 "(pip install Benchmark-4dn); or give config.instance_type, or mem and cpu") from None
+    parameters = dict(args.get("input_parameters") or {}) | dict(args.get("additional_benchmarking_parameters") or {})
+    result = bench.benchmark(args["app_name"], {"input_size_in_bytes": sizes, "parameters": parameters})
+    if not result:
+        raise EC2LaunchException(f"args.app_name: Benchmarking not working for {args['app_name']!r}")
+    total = result["total_size_in_GB"]
+    return {"instance_type": result["aws"]["recommended_instance_type"],
+            "ebs_size": jobspec.MIN_EBS_SIZE_GB if total < jobspec.MIN_EBS_SIZE_GB else int(total) + 1,
+            "EBS_optimized": result["aws"]["EBS_optimized"]}
+
+
+def ebs_size(config: dict, inputs: int | None) -> int:
+    """The data volume in GB: `ebs_size` or `<n>x` the inputs, at least 10, +5 unless `ebs_size_as_is`."""
+    size = config.get("ebs_size") or 0
+    if isinstance(size, str) and size.endswith("x"):
+        size = math.ceil(float(size[:-1]) * (inputs or 0) / _GIB)
+    size = max(int(size), jobspec.MIN_EBS_SIZE_GB)
+    if not config.get("ebs_size_as_is"):
+        size += jobspec.EBS_SIZE_OVERHEAD_GB
+    if size >= jobspec.EBS_SIZE_LIMIT_GB:
+        raise EC2LaunchException(f"EBS size limit (16TB) exceeded: (attempted size: {size})")
+    return size
+
+
+def user_data(jobid: str, log_bucket: str, region: str, shutdown_min: Any, bootstrap: Bootstrap,
+              spot: bool) -> str:
+    """The instance's bootstrap script (bash, run as root by cloud-init)."""
+    wheel = bootstrap.key.rsplit("/", 1)[-1]
+    q = shlex.quote
+    return f"""#!/bin/bash
+# Tibanna {__version__}: job {jobid}. Installs this package's own wheel (sha256-checked) and runs its agent.
+set -u
+export JOBID={q(jobid)} LOGBUCKET={q(log_bucket)} AWS_DEFAULT_REGION={q(region)} SHUTDOWN_MIN={q(str(shutdown_min))}
+WHEEL_URL={q(f"s3://{bootstrap.bucket}/{bootstrap.key}")} WHEEL_SHA256={q(bootstrap.sha256)} WHEEL=/opt/tibanna/{q(wheel)}
+LOG=/var/log/tibanna-bootstrap.log
+exec >>"$LOG" 2>&1
+finish() {{ shutdown -h "$([ "$SHUTDOWN_MIN" = now ] && echo now || echo "+$SHUTDOWN_MIN")"; }}
+fail() {{
+  echo "bootstrap failed: $*"
+  aws s3 cp "$LOG" "s3://$LOGBUCKET/$JOBID.log"
+  aws s3 cp - "s3://$LOGBUCKET/$JOBID.error" </dev/null
+  finish; exit 1
+}}
+imds() {{
+  local token
+  token=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 300")
+  curl -sf -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
+}}
+aws s3 cp - "s3://$LOGBUCKET/$JOBID.job_started" </dev/null || fail "cannot write to s3://$LOGBUCKET"
+# The data volume: the disk with neither a file system nor a mount point, at {DATA_MOUNT} (and /data1).
+root_disk=$(lsblk -no PKNAME "$(findmnt -no SOURCE /)")
+for disk in $(lsblk -dno NAME); do
+  [ "$disk" = "$root_disk" ] && continue
+  if [ -z "$(lsblk -no FSTYPE,MOUNTPOINT "/dev/$disk" | tr -d '[:space:]')" ]; then
+    mkfs -t ext4 "/dev/$disk" && mkdir -p {DATA_MOUNT} && mount "/dev/$disk" {DATA_MOUNT} && break
+  fi
+done
+mountpoint -q {DATA_MOUNT} || fail "no data volume found"
+ln -sfn {DATA_MOUNT} /data1
+# A Python >= 3.11: the AMI's, else the distribution's, else uv's.
+PY=""
+for candidate in python3.13 python3.12 python3.11; do command -v $candidate >/dev/null && PY=$candidate && break; done
+if [ -z "$PY" ]; then
+  (apt-get update -q && apt-get install -yq python3.12-venv || dnf install -y python3.12 || yum install -y python3.12) \\
+    && PY=python3.12
+fi
+if [ -z "$PY" ] || ! command -v "$PY" >/dev/null; then
+  python3 -m pip install -q uv && python3 -m uv python install 3.12 && PY="$(python3 -m uv python find 3.12)"
+fi
+[ -n "$PY" ] || fail "no Python 3.11+"
+mkdir -p /opt/tibanna
+aws s3 cp "$WHEEL_URL" "$WHEEL" || fail "cannot download $WHEEL_URL"
+echo "$WHEEL_SHA256  $WHEEL" | sha256sum -c - || fail "checksum mismatch for $WHEEL"
+"$PY" -m venv /opt/tibanna/venv && /opt/tibanna/venv/bin/pip install -q "$WHEEL[aws]" || fail "cannot install $WHEEL"
+{_spot_watcher() if spot else ""}/opt/tibanna/venv/bin/python -m tibanna.agent --jobid "$JOBID" --log-bucket "$LOGBUCKET" \\
+  --workdir {DATA_MOUNT} --store s3 --metrics-interval 60 --log-upload-interval 60
+finish
+"""
+
+
+def _spot_watcher() -> str:
+    """Every 30 s, ask IMDS for a spot interruption notice; on one, write `<jobid>.spot_failure` once."""
+    return ("( while sleep 30; do\n"
+            "    if imds spot/instance-action >/dev/null; then\n"
+            f"      aws s3 cp - \"s3://$LOGBUCKET/$JOBID{protocol.SPOT_FAILURE}\" </dev/null; break\n"
+            "    fi\n"
+            "  done ) &\n")
+
+
+class Launcher:
+    """Launches the instance of one parsed job (the execution's input)."""
+
+    def __init__(self, clients: Clients, store: S3Store, job: dict, bootstrap: Bootstrap,
+                 instance_profile: str) -> None:
+        self.clients, self.store, self.job, self.bootstrap = clients, store, job, bootstrap
+        self.config, self.args, self.jobid = job["config"], job["args"], job["jobid"]
+        self.instance_profile = instance_profile
+        self.ec2 = clients("ec2")
+
+    def instance_types(self) -> list[str]:
+        """config.instance_type (a type or a list), else the cheapest fitting mem/cpu from the catalogue,
+        else the app's benchmark (which also sizes the data volume when ebs_size is not given)."""
+        wanted = self.config.get("instance_type")
+        if wanted:
+            return [wanted] if isinstance(wanted, str) else list(wanted)
+        mem = float(self.config.get("mem") or 0)
+        cpu = float(self.config.get("cpu") or 0)
+        if not mem or not cpu:
+            sized = benchmark(self.args, input_sizes(self.store, self.args))
+            if not self.config.get("ebs_size"):
+                self.config["ebs_size"] = sized["ebs_size"]
+            if self.config.get("EBS_optimized") in ("", None):
+                self.config["EBS_optimized"] = sized["EBS_optimized"]
+            return [sized["instance_type"]]
+        return Catalogue(self.clients).cheapest(cpu, mem if self.config.get("mem_as_is") else mem + 1,
+                                                bool(self.config.get("spot_instance")),
+                                                self.config.get("EBS_optimized") is True)
+
+    def overrides(self, types: list[str]) -> list[dict]:
+        """One fleet override per (type x subnet), each with the AMI of the type's architecture."""
+        shapes = Catalogue(self.clients).types(types)
+        missing = [t for t in types if t not in shapes]
+        if missing:
+            raise EC2LaunchException(f"config.instance_type: {', '.join(missing)} not offered in {self.clients.region}")
+        subnets = self.config.get("subnet") or []
+        subnets = [subnets] if isinstance(subnets, str) else list(subnets)
+        found = []
+        for name in types:
+            image = self.config.get("ami_id") or self.config["ami_per_region"].get(shapes[name].arch, {}).get(
+                self.clients.region)
+            if not image:
+                raise EC2LaunchException(f"No AMI found for {name} ({shapes[name].arch}) in {self.clients.region}")
+            for subnet in subnets or [None]:
+                found.append({"InstanceType": name, "ImageId": image} | ({"SubnetId": subnet} if subnet else {}))
+        return found
+
+    def template_data(self, size: int, spot: bool) -> dict:
+        cfg = self.config
+        data_volume: dict[str, Any] = {"VolumeSize": size, "VolumeType": cfg.get("ebs_type") or "gp3",
+                                       "DeleteOnTermination": True}
+        if cfg.get("ebs_iops") and data_volume["VolumeType"] in ("io1", "io2", "gp3"):
+            data_volume["Iops"] = int(cfg["ebs_iops"])
+        if cfg.get("ebs_throughput") and data_volume["VolumeType"] == "gp3":
+            data_volume["Throughput"] = int(cfg["ebs_throughput"])
+        tags = [{"Key": "Name", "Value": names.instance_name(self.jobid)},
+                {"Key": "Type", "Value": names.INSTANCE_TYPE_TAG}]
+        script = user_data(self.jobid, cfg["log_bucket"], self.clients.region, cfg.get("shutdown_min", "now"),
+                           self.bootstrap, spot)
+        data: dict[str, Any] = {
+            "IamInstanceProfile": {"Arn": f"arn:aws:iam::{self.clients.account}:instance-profile/"
+                                          f"{self.instance_profile}"},
+            "UserData": base64.b64encode(script.encode()).decode(),
+            "InstanceInitiatedShutdownBehavior": "terminate", "DisableApiTermination": False,
+            "BlockDeviceMappings": [
+                {"DeviceName": DATA_DEVICE, "Ebs": data_volume},
+                {"DeviceName": ROOT_DEVICE, "Ebs": {"VolumeSize": int(cfg.get("root_ebs_size") or 10),
+                                                    "VolumeType": "gp3", "DeleteOnTermination": True}}],
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
+            "TagSpecifications": [{"ResourceType": kind, "Tags": tags} for kind in ("instance", "volume")],
+        }
+        if cfg.get("key_name"):
+            data["KeyName"] = cfg["key_name"]
+        if cfg.get("EBS_optimized") is True:
+            data["EbsOptimized"] = True
+        if cfg.get("availability_zone"):
+            data["Placement"] = {"AvailabilityZone": cfg["availability_zone"]}
+        if cfg.get("security_group"):
+            data["SecurityGroupIds"] = [cfg["security_group"]]
+        if spot:
+            options: dict[str, Any] = {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}
+            data["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
+        return data
+
+    def launch(self) -> Launched:
+        """Create the fleet; on a capacity error act as `behavior_on_capacity_limit` says."""
+        spot = bool(self.config.get("spot_instance"))
+        behaviour = self.config.get("behavior_on_capacity_limit") or "fail"
+        overrides = self.overrides(self.instance_types())
+        inputs = input_bytes(input_sizes(self.store, self.args)) \
+            if str(self.config.get("ebs_size", "")).endswith("x") else None
+        size = ebs_size(self.config, inputs)
+        template_failures = 0
+        while True:
+            errors, instance_id = self._create_fleet(overrides, size, spot)
+            if instance_id:
+                return self._describe(instance_id)
+            codes = {e.get("ErrorCode", "") for e in errors}
+            detail = "; ".join(f"{e.get('ErrorCode')}: {e.get('ErrorMessage', '')}" for e in errors)
+            if any(c.startswith("InvalidLaunchTemplate") for c in codes) and template_failures < TEMPLATE_RETRIES:
+                template_failures += 1
+                continue
+            if codes and codes <= set(CAPACITY_ERRORS):
+                if behaviour == "retry_without_spot" and spot:
+                    log.info("job %s: no spot capacity (%s); retrying on demand", self.jobid, detail)
+                    spot, behaviour = False, "fail"
+                    self.config["spot_instance"], self.config["behavior_on_capacity_limit"] = False, "fail"
+                    continue
+                if behaviour in ("wait_and_retry", "other_instance_types"):
+                    raise EC2InstanceLimitWaitException(f"Instance limit exception - wait and retry later: {detail}")
+                raise EC2InstanceLimitException("Instance limit exception - use 'behavior_on_capacity_limit' "
+                                                f"option or try it later: {detail}")
+            raise EC2LaunchException(f"Unexpected result from create_fleet command: {detail or 'no instance'}")
+
+    def _create_fleet(self, overrides: list[dict], size: int, spot: bool) -> tuple[list[dict], str | None]:
+        """One fleet request with a throw-away launch template; (errors, instance id)."""
+        template = names.LAUNCH_TEMPLATE_PREFIX + "".join(secrets.choice(string.ascii_lowercase) for _ in range(8))
+        self.ec2.create_launch_template(LaunchTemplateName=template, LaunchTemplateData=self.template_data(size, spot))
+        try:
+            fleet = self.ec2.create_fleet(
+                Type="instant",
+                TargetCapacitySpecification={"TotalTargetCapacity": 1,
+                                             "DefaultTargetCapacityType": "spot" if spot else "on-demand"},
+                SpotOptions={"AllocationStrategy": "capacity-optimized"},
+                OnDemandOptions={"AllocationStrategy": "lowest-price"},
+                LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {"LaunchTemplateName": template,
+                                                                        "Version": "$Latest"},
+                                        "Overrides": overrides}])
+            instances = [i for entry in fleet.get("Instances", []) for i in entry.get("InstanceIds", [])]
+            if instances:
+                return [], instances[0]
+            try:
+                self.ec2.delete_fleets(FleetIds=[fleet["FleetId"]], TerminateInstances=True)
+            except ClientError as err:
+                log.debug("delete_fleets %s: %s", fleet.get("FleetId"), err)
+            return fleet.get("Errors") or [], None
+        finally:
+            self.ec2.delete_launch_template(LaunchTemplateName=template)
+
+    def _describe(self, instance_id: str) -> Launched:
+        """The instance's public IP ('' in a private subnet) and zone, once it has them."""
+        deadline = time.monotonic() + _IP_WAIT_SECONDS
+        while True:
+            instance = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+            ip = instance.get("PublicIpAddress", "")
+            if ip or instance["State"]["Name"] != "pending" or time.monotonic() > deadline:
+                return Launched(instance_id, ip, instance["Placement"]["AvailabilityZone"], instance["InstanceType"])
+            time.sleep(1)

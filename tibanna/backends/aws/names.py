@@ -1,0 +1,77 @@
+"""Upstream's resource names (reference 0.2, DESIGN 3.5): what users already see in their account."""
+from __future__ import annotations
+
+SFN_PREFIX = "tibanna_unicorn"
+RUN_TASK = "run_task_awsem"
+CHECK_TASK = "check_task_awsem"
+LAMBDAS = (RUN_TASK, CHECK_TASK)
+TABLE = "tibanna-master"
+TABLE_KEY = "Job Id"
+# Our addition to upstream's table: jobs of a step function by submission time (stat, purge).
+SFN_INDEX = "Step Function-Time Stamp"
+INSTANCE_NAME_PREFIX = "awsem-"
+INSTANCE_TYPE_TAG = "awsem"
+LAUNCH_TEMPLATE_PREFIX = "TibannaLaunchTemplate_"
+WHEEL_PREFIX = "tibanna_bootstrap/"
+MAX_RUN_NAME = 80  # Step Functions' limit on an execution name
+
+# Policies (tibanna_<group>_<name>); ec2_launch, lambdainvoke and ecr_read replace upstream's
+# broad AWS-managed policies (AmazonEC2FullAccess, AWSLambdaRole, ECR read-only).
+POLICIES = ("bucket_access", "ec2_termination", "list_instanceprofiles", "cloudwatchlogs", "iam_passrole_s3",
+            "lambdainvoke", "cw_metric", "dynamodb", "ec2_desc", "ec2_launch", "pricing", "executions",
+            "vpc_access", "ecr_read")
+EC2_ROLE = "for_ec2"
+STATES_ROLE = "states"
+ROLE_POLICIES: dict[str, tuple[str, ...]] = {
+    EC2_ROLE: ("bucket_access", "cw_metric", "ec2_desc", "ecr_read"),
+    STATES_ROLE: ("lambdainvoke",),
+    RUN_TASK: ("bucket_access", "list_instanceprofiles", "cloudwatchlogs", "iam_passrole_s3", "dynamodb",
+               "executions", "ec2_desc", "ec2_launch", "pricing", "vpc_access"),
+    CHECK_TASK: ("bucket_access", "cw_metric", "cloudwatchlogs", "ec2_desc", "ec2_termination", "dynamodb",
+                 "pricing", "executions", "vpc_access"),
+}
+GROUP_POLICIES = ("bucket_access", "ec2_desc", "cw_metric", "dynamodb", "ec2_termination", "pricing", "executions",
+                  "cloudwatchlogs")
+ROLE_SERVICES = {EC2_ROLE: "ec2.amazonaws.com", STATES_ROLE: "states.amazonaws.com",
+                 RUN_TASK: "lambda.amazonaws.com", CHECK_TASK: "lambda.amazonaws.com"}
+
+
+def suffix(sfx: str | None, usergroup: str | None) -> str:
+    """Upstream's create_tibanna_suffix: `_<group>_<suffix>`, `_<suffix>`, `_<group>` or ''."""
+    return "".join(f"_{part}" for part in (usergroup, sfx) if part)
+
+
+def sfn_name(usergroup: str | None, sfx: str | None = None) -> str:
+    """`tibanna_unicorn[_<group>][_<suffix>]`."""
+    return SFN_PREFIX + suffix(sfx, usergroup)
+
+
+def lambda_name(kind: str, usergroup: str | None, sfx: str | None = None) -> str:
+    """`run_task_awsem[_<group>][_<suffix>]` or `check_task_awsem...`."""
+    return kind + suffix(sfx, usergroup)
+
+
+def prefix(usergroup: str) -> str:
+    """`tibanna_<group>`: the IAM group's name and the prefix of its roles and policies."""
+    return f"tibanna_{usergroup}"
+
+
+def role_name(usergroup: str, kind: str) -> str:
+    return f"{prefix(usergroup)}_{kind}"
+
+
+def policy_name(usergroup: str, kind: str) -> str:
+    return f"{prefix(usergroup)}_{kind}"
+
+
+def usergroup_of_role(role_arn: str) -> str | None:
+    """The usergroup of a state machine's role ARN (`.../tibanna_<group>_states`), else None."""
+    name = role_arn.rsplit("/", 1)[-1]
+    if name.startswith("tibanna_") and name.endswith("_" + STATES_ROLE):
+        return name[len("tibanna_"):-len(STATES_ROLE) - 1]
+    return None
+
+
+def instance_name(jobid: str) -> str:
+    """The EC2 Name tag of a job's instance."""
+    return INSTANCE_NAME_PREFIX + jobid
