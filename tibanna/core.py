@@ -87,7 +87,7 @@ class API:
 
     # Submission ---------------------------------------------------------------------------------
     def _prepare(self, input_json: dict | str | os.PathLike, sfn: str | None, env: str | None,
-                 jobid: str | None, upload: bool) -> dict:
+                 jobid: str | None) -> dict:
         """Parse one description and give it its job id, run name and execution ARN."""
         job = jobspec.parse(input_json, jobid=jobid)
         job["jobid"] = job.get("jobid") or create_jobid()
@@ -99,8 +99,6 @@ class API:
         exec_arn = protocol.execution_arn(self.backend.region, self.backend.account, sfn, run_name)
         job["_tibanna"] = {"run_id": str(uuid.uuid4()), "env": env, "run_type": "generic", "run_name": run_name,
                            "sfn": sfn, "exec_arn": exec_arn, "url": self._execution_url(exec_arn, job)}
-        if upload:
-            self._upload_local_workflow(job)
         return jobspec.redacted(job)  # secrets never reach the index, the log bucket or the caller
 
     def _execution_url(self, exec_arn: str, job: dict) -> str:
@@ -143,7 +141,7 @@ class API:
 
     def _submit(self, inputs: list, sfn: str | None, env: str | None, jobids: list[str | None],
                 sleep: float | None, verbose: bool, dryrun: bool, rerun_of: str | None = None) -> list[dict]:
-        jobs = [self._prepare(inp, sfn, env, jid, upload=False) for inp, jid in zip(inputs, jobids)]
+        jobs = [self._prepare(inp, sfn, env, jid) for inp, jid in zip(inputs, jobids)]
         if dryrun:
             return jobs
         for job in jobs:
