@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import psutil
+
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
     """Poll until predicate() is truthy; return its value or fail the test."""
@@ -26,3 +28,15 @@ def shell_job(command, *, outputs: dict | None = None, inputs: dict | None = Non
                      "output_S3_bucket": "out-bucket", "input_files": inputs or {},
                      "output_target": outputs or {}, **args},
             "config": {"log_bucket": "log-bucket", "cpu": 1, "mem": 0.1, "ebs_size": 10}}
+
+
+def processes_with(marker: str) -> list[psutil.Process]:
+    """Live processes whose command line contains `marker` (to see that a job left none behind)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(marker in part for part in proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found

@@ -5,12 +5,11 @@ import threading
 import time
 from datetime import timedelta
 
-import psutil
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
 from airflow_helpers import context
-from jobhelpers import shell_job, wait_done, wait_for
+from jobhelpers import processes_with, shell_job, wait_done, wait_for
 from tibanna import protocol
 from tibanna.core import API
 from tibanna_provider.hooks.tibanna import TibannaJobFailed
@@ -118,24 +117,13 @@ def test_on_kill_ends_the_job_and_leaves_nothing_running(home):
 
     thread = threading.Thread(target=execute)
     thread.start()
-    wait_for(lambda: _processes(marker))
+    wait_for(lambda: processes_with(marker))
     op.on_kill()
     thread.join(timeout=30)
     assert API().check_status(job_id=op.watched_job_id) == "ABORTED"
     assert isinstance(errors[0], TibannaJobFailed)
-    wait_for(lambda: not _processes(marker), timeout=10)
+    wait_for(lambda: not processes_with(marker), timeout=10)
     assert API().stat(status="RUNNING") == []
-
-
-def _processes(marker: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(marker in part for part in proc.info["cmdline"] or []):
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
 
 
 def test_kill_operator(home):

@@ -12,10 +12,9 @@ import textwrap
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
-from jobhelpers import shell_job, wait_done, wait_for
+from jobhelpers import processes_with, shell_job, wait_done, wait_for
 
 
 def bucket(home: Path, name: str) -> Path:
@@ -88,29 +87,18 @@ def test_failing_command_gets_custom_error_label(api, home):
     assert "reference genome hg99 not found" in api.log(job_id=jobid)
 
 
-def _job_processes(marker: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(marker in part for part in proc.info["cmdline"] or []):
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
-
-
 @pytest.mark.parametrize("soft", [False, True])
 def test_kill_ends_the_whole_process_tree(api, home, soft):
     marker = f"sleepmarker{int(soft)}{os.getpid()}"
     job = shell_job(f"(sleep 300; echo {marker}) & sleep 301 # {marker}")
     jobid = api.run_workflow(job)["jobid"]
-    wait_for(lambda: _job_processes(marker))
+    wait_for(lambda: processes_with(marker))
     api.kill(job_id=jobid, soft=soft)
     assert api.check_status(job_id=jobid) == ("FAILED" if soft else "ABORTED")
     if soft:
         assert api.backend.get(job_id=jobid).error == "JobAbortedException"
     assert markers(home, jobid) == [".aborted"]
-    wait_for(lambda: not _job_processes(marker), timeout=10)
+    wait_for(lambda: not processes_with(marker), timeout=10)
 
 
 def test_kill_queued_job_and_kill_all(api, home):
