@@ -81,7 +81,7 @@ def test_redeploy_updates_in_place_and_suffix_naming(api, deployed):
 
 def test_setenv_and_users_and_cleanup_with_history(api, deployed, player, shell_job, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv("TIBANNA_DEFAULT_STEP_FUNCTION_NAME", raising=False)
+    monkeypatch.setenv("TIBANNA_DEFAULT_STEP_FUNCTION_NAME", "")  # unset, and deploy's export undone after
     sfn = api.deploy_unicorn(buckets="log-bucket,out-bucket", usergroup="doomed")
     assert api.backend.default_sfn() == sfn == "tibanna_unicorn_doomed"
     assert "export TIBANNA_DEFAULT_STEP_FUNCTION_NAME=tibanna_unicorn_doomed" in (tmp_path / ".bashrc").read_text()

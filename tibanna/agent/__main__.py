@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-upload-interval", type=float, default=defaults.log_upload_interval)
     parser.add_argument("--container-runtime", choices=RUNTIMES, default=defaults.container_runtime)
     parser.add_argument("--data1-mode", choices=DATA1_MODES, default=defaults.data1_mode)
+    parser.add_argument("--cloudwatch", action="store_true", default=defaults.cloudwatch,
+                        help="also publish resource samples to CloudWatch (on EC2)")
     return parser
 
 
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     defaults = AgentDefaults(metrics_interval=args.metrics_interval, container_runtime=args.container_runtime,
-                             data1_mode=args.data1_mode, log_upload_interval=args.log_upload_interval)
+                             data1_mode=args.data1_mode, log_upload_interval=args.log_upload_interval,
+                             cloudwatch=args.cloudwatch)
     return run_job(args.store, args.jobid, args.log_bucket, args.workdir, defaults=defaults)
 
 

@@ -21,7 +21,7 @@ from typing import Iterator
 import psutil
 
 from tibanna import jobspec, protocol
-from tibanna.agent import container
+from tibanna.agent import cloudwatch, container
 from tibanna.agent.folder import BIND, NATIVE, REWRITE, JobFolder
 from tibanna.agent.joblog import JobLog
 from tibanna.agent.monitor import Monitor
@@ -159,12 +159,16 @@ class _Job:
         return run_json
 
     def _instance(self, config: dict) -> dict[str, str]:
-        """Where the job runs; on a local worker there is no instance, so names say 'local'."""
+        """Where the job runs: on EC2 (the AWS user data asks for CloudWatch) the instance's id from
+        the config or IMDSv2; on a local worker there is no instance, so names say 'local'."""
         instance_type = config.get("instance_type") or protocol.LOCAL_INSTANCE_TYPE
         if isinstance(instance_type, list):
             instance_type = instance_type[0]
-        return {"instance_id": f"local-{socket.gethostname()}", "instance_type": instance_type,
-                "availability_zone": "local", "filesystem": _filesystem(self.workdir)}
+        if self.defaults.cloudwatch:
+            config["instance_id"] = config.get("instance_id") or cloudwatch.imds_instance_id() or ""
+        return {"instance_id": config.get("instance_id") or f"local-{socket.gethostname()}",
+                "instance_type": instance_type, "availability_zone": config.get("availability_zone") or "local",
+                "filesystem": _filesystem(self.workdir)}
 
     def _setup(self, run_json: dict) -> Runner:
         """The runner, the job folder, the container runtime and how the job sees /data1."""
@@ -191,8 +195,10 @@ class _Job:
         elif mode == BIND:
             self.log.info(f"{folder.data1} is bind-mounted at /data1 in a private mount namespace")
         interval = run_json["config"].get("metrics_interval") or self.defaults.metrics_interval
+        publisher = cloudwatch.publisher(self.store, run_json["config"]) if self.defaults.cloudwatch else None
         self.monitor = Monitor(self.store, self.log_bucket, self.jobid, folder.data1, self.agent_dir, self.log,
-                               metrics_interval=interval, upload_interval=self.defaults.log_upload_interval)
+                               metrics_interval=interval, upload_interval=self.defaults.log_upload_interval,
+                               cloudwatch=publisher)
         self._put_postrun()
         return runner
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tibanna import protocol
+from tibanna.agent.cloudwatch import CloudWatchPublisher
 from tibanna.agent.joblog import JobLog
 from tibanna.agent.sampling import SAMPLES_HEADER, DiskMeter, Sample, SampleSummary, TreeSampler
 from tibanna.agent.top import prime, snapshot
@@ -43,13 +44,19 @@ class Monitor:
 
     Files kept in `files_dir` and uploaded to the log bucket: `<jobid>.top` (every snapshot),
     `<jobid>.top_latest` (the last one, uploaded as soon as it is taken) and
-    `<jobid>.metrics/samples.tsv`; the job log is uploaded with them.
+    `<jobid>.metrics/samples.tsv`; the job log is uploaded with them. With a `cloudwatch`
+    publisher (on EC2), every sample also goes to CloudWatch.
     """
 
     def __init__(self, store: ObjectStore, log_bucket: str, jobid: str, data1: Path, files_dir: Path, log: JobLog,
-                 *, metrics_interval: float, upload_interval: float) -> None:
+                 *, metrics_interval: float, upload_interval: float,
+                 cloudwatch: CloudWatchPublisher | None = None) -> None:
         self.store, self.log_bucket, self.jobid, self.data1, self.log = store, log_bucket, jobid, data1, log
         self.metrics_interval, self.upload_interval = metrics_interval, upload_interval
+        self.cloudwatch = cloudwatch
+        if cloudwatch is not None:
+            log.info(f"resource samples are published to CloudWatch (namespace CWAgent, "
+                     f"InstanceId {cloudwatch.instance_id})")
         self.top_path = files_dir / f"{jobid}{protocol.TOP}"
         self.top_latest_path = files_dir / f"{jobid}{protocol.TOP_LATEST}"
         self.samples_path = files_dir / f"{jobid}.samples.tsv"
@@ -75,9 +82,14 @@ class Monitor:
             self._thread.join()
 
     def final_sample(self) -> None:
-        """One last sample after the command: the machine's memory and the folder as the job left them."""
+        """One last sample after the command: the machine's memory and the folder as the job left them.
+
+        The last one indeed: CloudWatch publishing ends here, once what is queued has been sent.
+        """
         sampler = self._sampler or TreeSampler(None, self.data1, self._disk)
         self._record(sampler.take()[0])
+        if self.cloudwatch is not None:
+            self.cloudwatch.close()
 
     def upload(self) -> None:
         """Upload the log, the top file and the samples where they changed since the last upload."""
@@ -115,6 +127,8 @@ class Monitor:
 
     def _record(self, sample: Sample) -> None:
         self.summary.add(sample)
+        if self.cloudwatch is not None:
+            self.cloudwatch.publish(sample)
         new = not self.samples_path.exists()
         with open(self.samples_path, "a", encoding="utf-8") as handle:
             handle.write((SAMPLES_HEADER if new else "") + sample.tsv())

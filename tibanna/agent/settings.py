@@ -17,12 +17,15 @@ class AgentDefaults:
     data1_mode: how jobs see `/data1` on the host: 'bind' (private mount namespace),
         'rewrite' (the path is replaced in what the job sees) or 'auto' (bind when possible).
     log_upload_interval: seconds between uploads of the log, the top file and the samples.
+    cloudwatch: also publish every sample to CloudWatch (namespace CWAgent, dimension InstanceId),
+        as upstream's CloudWatch agent did; only on EC2 (the AWS user data passes --cloudwatch).
     """
 
     metrics_interval: float = 1.0
     container_runtime: str | None = None
     data1_mode: str = "auto"
     log_upload_interval: float = 5.0
+    cloudwatch: bool = False
 
     def __post_init__(self) -> None:
         if self.data1_mode not in DATA1_MODES:

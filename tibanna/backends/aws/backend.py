@@ -58,6 +58,7 @@ class AWSBackend(Backend):
         self.store = S3Store(self.clients)
         self.index = idx.Index(self.clients)
         self._sfn_buckets: dict[str, list[str] | None] = {}
+        self._without_costupdater: set[str] = set()  # step functions seen to have no cost updater
 
     @property
     def region(self) -> str:  # type: ignore[override]
@@ -145,7 +146,8 @@ class AWSBackend(Backend):
         tib["exec_arn"] = new_arn
 
     def _start(self, job: dict) -> dict:
-        """run.json first, then StartExecution; a name taken by another job gets a fresh one."""
+        """run.json first, then StartExecution (and the cost updater's); a name taken by another job
+        gets a fresh one."""
         jobid, tib = job["jobid"], job["_tibanna"]
         while True:
             self.store.put_bytes(job["config"]["log_bucket"], protocol.key(jobid, protocol.RUN_JSON),
@@ -153,15 +155,35 @@ class AWSBackend(Backend):
             try:
                 self.sfn.start_execution(stateMachineArn=self.sfn_arn(tib["sfn"]), name=tib["run_name"],
                                          input=json.dumps(job))
-                return job
             except ClientError as err:
                 if error_code(err) != "ExecutionAlreadyExists":
                     raise
+            else:
+                self._start_costupdater(job)
+                return job
             existing = self._execution_input(tib["exec_arn"])
             if existing is not None and existing.get("jobid") == jobid:
                 return existing  # a concurrent submitter of this job id started it first
             self.rename_job(job, fresh_run_name(tib["run_name"]))
             self.index.update(jobid, **{idx.EXECUTION_NAME: tib["run_name"]})
+
+    def _start_costupdater(self, job: dict) -> None:
+        """Start `<sfn>_costupdater` for the job under the job's run name, as upstream does, when that
+        state machine exists (asked once per step function); its failure never fails the submission."""
+        tib = job["_tibanna"]
+        costupdater = names.costupdater_name(tib["sfn"])
+        if costupdater in self._without_costupdater:
+            return
+        event = {"sfn_arn": tib["exec_arn"], "log_bucket": job["config"]["log_bucket"], "job_id": job["jobid"],
+                 "aws_region": self.region}
+        try:
+            self.sfn.start_execution(stateMachineArn=self.sfn_arn(costupdater), name=tib["run_name"],
+                                     input=json.dumps(event))
+        except ClientError as err:
+            if error_code(err) == "StateMachineDoesNotExist":
+                self._without_costupdater.add(costupdater)
+            elif error_code(err) != "ExecutionAlreadyExists":
+                log.warning("job %s: the cost updater did not start: %s", job["jobid"], err)
 
     # Status -----------------------------------------------------------------------------------
     def get(self, job_id: str | None = None, exec_arn: str | None = None) -> JobRecord | None:
@@ -332,7 +354,7 @@ class AWSBackend(Backend):
         if self.store.exists(record.log_bucket, protocol.key(record.jobid, protocol.METRICS_SAMPLES)) \
                 or not instance_id:
             return None
-        from tibanna.metrics.resources import read_cloudwatch  # the metrics package is not in the Lambdas
+        from tibanna.metrics.resources import read_cloudwatch  # on use: the unicorn's Lambdas never need it
 
         return read_cloudwatch(self.clients("cloudwatch"), instance_id, start, end)
 

@@ -6,6 +6,7 @@ The Lambdas carry this package and its wheel, built reproducibly from the instal
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 LAMBDA_RUNTIME = "python3.12"
 LAMBDA_TIMEOUT = 800  # upstream's
 LAMBDA_MEMORY = 256
-HANDLERS = {kind: f"tibanna.backends.aws.lambdas.{kind}.handler" for kind in names.LAMBDAS}
+HANDLERS = {kind: f"tibanna.backends.aws.lambdas.{kind}.handler" for kind in names.ALL_LAMBDAS}
 
 
 class Deployer:
@@ -54,42 +55,54 @@ class Deployer:
     def deploy_unicorn(self, suffix: str | None, no_setup: bool, buckets: list[str], no_setenv: bool,
                        usergroup: str, do_not_delete_public_access_block: bool, deploy_costupdater: bool,
                        subnets: list[str] | None, security_groups: list[str] | None) -> str:
-        """IAM (unless no_setup), the Lambdas, the state machine and the index table; returns the sfn name."""
+        """IAM (unless no_setup), the Lambdas, the state machine (and its cost updater with
+        `deploy_costupdater`) and the index table; returns the sfn name."""
         if not no_setup:
             usergroup = self.setup_tibanna_env(buckets, usergroup or "default", no_randomize=bool(usergroup),
                                                do_not_delete_public_access_block=do_not_delete_public_access_block)
         elif not usergroup:
             raise UserInputError("usergroup: no_setup needs the usergroup of an existing set-up")
-        if deploy_costupdater:
-            log.warning("deploy_costupdater: the cost updater is not part of this version; use cost() after the job")
-        self.deploy_core("all", suffix, usergroup, subnets, security_groups)
+        kinds = names.ALL_LAMBDAS if deploy_costupdater else names.LAMBDAS
+        self._put_functions(kinds, suffix, usergroup, subnets, security_groups)
         name = names.sfn_name(usergroup, suffix)
-        self._put_state_machine(name, usergroup, suffix)
+        where = (self.clients.region, self.clients.account, usergroup, suffix)
+        self._put_state_machine(name, statemachine.definition(*where), usergroup)
+        if deploy_costupdater:
+            self._put_state_machine(names.costupdater_name(name), statemachine.costupdater_definition(*where),
+                                    usergroup)
         self.index.ensure_table()
         if not no_setenv:
             _setenv(name)
         return name
 
-    def _put_state_machine(self, name: str, usergroup: str, suffix: str | None) -> None:
+    def _sfn_arn(self, name: str) -> str:
+        return f"arn:aws:states:{self.clients.region}:{self.clients.account}:stateMachine:{name}"
+
+    def _put_state_machine(self, name: str, definition: dict, usergroup: str) -> None:
         sfn = self.clients("stepfunctions")
-        definition = statemachine.definition_json(self.clients.region, self.clients.account, usergroup, suffix)
+        text = statemachine.as_deployed(definition)
         role = role_arn(self.clients.account, usergroup, names.STATES_ROLE)
-        arn = f"arn:aws:states:{self.clients.region}:{self.clients.account}:stateMachine:{name}"
         try:
-            sfn.update_state_machine(stateMachineArn=arn, definition=definition, roleArn=role)
+            sfn.update_state_machine(stateMachineArn=self._sfn_arn(name), definition=text, roleArn=role)
             log.info("updated state machine %s", name)
         except ClientError as err:
             if error_code(err) != "StateMachineDoesNotExist":
                 raise
-            sfn.create_state_machine(name=name, definition=definition, roleArn=role)
+            sfn.create_state_machine(name=name, definition=text, roleArn=role)
             log.info("created state machine %s", name)
 
     def deploy_core(self, name: str, suffix: str | None, usergroup: str,
                     subnets: list[str] | None, security_groups: list[str] | None) -> list[str]:
-        """Create or update `run_task_awsem<suffix>` and/or `check_task_awsem<suffix>`."""
+        """Create or update `run_task_awsem<suffix>` and `check_task_awsem<suffix>` ('all' or
+        'unicorn'), or the one Lambda named (`update_cost_awsem` too)."""
         kinds = names.LAMBDAS if name in ("all", "unicorn") else (name,)
-        if any(kind not in names.LAMBDAS for kind in kinds):
-            raise UserInputError(f"name: {name!r} is not one of all, unicorn, {', '.join(names.LAMBDAS)}")
+        if any(kind not in names.ALL_LAMBDAS for kind in kinds):
+            raise UserInputError(f"name: {name!r} is not one of all, unicorn, {', '.join(names.ALL_LAMBDAS)}")
+        return self._put_functions(kinds, suffix, usergroup, subnets, security_groups)
+
+    def _put_functions(self, kinds: tuple[str, ...], suffix: str | None, usergroup: str,
+                       subnets: list[str] | None, security_groups: list[str] | None) -> list[str]:
+        """Create or update these Lambdas from one build of the package."""
         if not usergroup:
             raise UserInputError("usergroup: required to deploy the Lambdas (their roles belong to it)")
         wheel = build.build_wheel()
@@ -154,17 +167,20 @@ class Deployer:
     # Removal ------------------------------------------------------------------------------------
     def cleanup(self, usergroup: str, suffix: str | None, ignore_errors: bool, do_not_remove_iam_group: bool,
                 purge_history: bool) -> list[str]:
-        """Remove the usergroup's state machines (one, with `suffix`), their Lambdas, IAM, history."""
+        """Remove the usergroup's state machines (one, with `suffix`) with their cost updaters, their
+        Lambdas, IAM, history."""
         removed: list[str] = []
-        for sfn, sfx in self._state_machines(usergroup, suffix):
+        for sfn, sfx, has_costupdater in self._state_machines(usergroup, suffix):
             if purge_history:
                 removed += self._purge(sfn)
-            steps = [(f"state machine {sfn}", lambda sfn=sfn: self.clients("stepfunctions").delete_state_machine(
-                stateMachineArn=f"arn:aws:states:{self.clients.region}:{self.clients.account}:stateMachine:{sfn}"))]
-            for kind in names.LAMBDAS:
-                function = names.lambda_name(kind, usergroup, sfx)
-                steps.append((f"Lambda {function}",
-                              lambda f=function: self.clients("lambda").delete_function(FunctionName=f)))
+            machines = [sfn, names.costupdater_name(sfn)] if has_costupdater else [sfn]
+            functions = [names.lambda_name(kind, usergroup, sfx)
+                         for kind in (names.ALL_LAMBDAS if has_costupdater else names.LAMBDAS)]
+            steps = [(f"state machine {machine}", functools.partial(
+                self.clients("stepfunctions").delete_state_machine, stateMachineArn=self._sfn_arn(machine)))
+                for machine in machines]
+            steps += [(f"Lambda {function}", functools.partial(self.clients("lambda").delete_function,
+                                                                FunctionName=function)) for function in functions]
             removed += run_steps(steps, ignore_errors)
         if not do_not_remove_iam_group:
             removed += UsergroupIAM(self.clients, usergroup).remove(ignore_errors)
@@ -172,20 +188,23 @@ class Deployer:
             raise UserInputError(f"user_group_name: nothing to remove for usergroup {usergroup!r}")
         return removed
 
-    def _state_machines(self, usergroup: str, suffix: str | None) -> list[tuple[str, str | None]]:
-        """(name, suffix) of the usergroup's state machines: the one named, or all whose role is the group's."""
-        if suffix:
-            return [(names.sfn_name(usergroup, suffix), suffix)]
-        sfn, found = self.clients("stepfunctions"), []
+    def _state_machines(self, usergroup: str, suffix: str | None) -> list[tuple[str, str | None, bool]]:
+        """(name, suffix, has a cost updater) of the usergroup's unicorns: the one named, or all whose
+        role is the group's."""
+        sfn = self.clients("stepfunctions")
+        listed = {machine["name"]: machine["stateMachineArn"]
+                  for page in sfn.get_paginator("list_state_machines").paginate() for machine in page["stateMachines"]}
         base = names.sfn_name(usergroup)
-        for page in sfn.get_paginator("list_state_machines").paginate():
-            for machine in page["stateMachines"]:
-                if machine["name"] != base and not machine["name"].startswith(base + "_"):
+        found: list[tuple[str, str | None]] = []
+        if suffix:
+            found.append((names.sfn_name(usergroup, suffix), suffix))
+        else:
+            for name, arn in listed.items():
+                if (name != base and not name.startswith(base + "_")) or name.endswith(names.COSTUPDATER_SUFFIX):
                     continue
-                role = sfn.describe_state_machine(stateMachineArn=machine["stateMachineArn"])["roleArn"]
-                if names.usergroup_of_role(role) == usergroup:
-                    found.append((machine["name"], machine["name"][len(base) + 1:] or None))
-        return found
+                if names.usergroup_of_role(sfn.describe_state_machine(stateMachineArn=arn)["roleArn"]) == usergroup:
+                    found.append((name, name[len(base) + 1:] or None))
+        return [(name, sfx, names.costupdater_name(name) in listed) for name, sfx in found]
 
     def _purge(self, sfn: str) -> list[str]:
         """Delete a step function's jobs: their `<jobid>.*` log-bucket objects and index items."""

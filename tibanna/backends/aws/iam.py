@@ -48,7 +48,7 @@ def policy_documents(usergroup: str, buckets: list[str], region: str, account: s
         "iam_passrole_s3": [_statement(["iam:PassRole"],
                                        f"arn:aws:iam::{account}:role/{names.role_name(usergroup, names.EC2_ROLE)}")],
         "lambdainvoke": [_statement(["lambda:InvokeFunction"],
-                                    [f"{lambda_arn}{kind}_{usergroup}*" for kind in names.LAMBDAS])],
+                                    [f"{lambda_arn}{kind}_{usergroup}*" for kind in names.ALL_LAMBDAS])],
         "cw_metric": [_statement(["cloudwatch:PutMetricData", "cloudwatch:GetMetricStatistics",
                                   "cloudwatch:GetMetricData", "cloudwatch:ListMetrics"], "*")],
         "dynamodb": [_statement(["dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:GetItem",

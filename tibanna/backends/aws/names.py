@@ -4,7 +4,10 @@ from __future__ import annotations
 SFN_PREFIX = "tibanna_unicorn"
 RUN_TASK = "run_task_awsem"
 CHECK_TASK = "check_task_awsem"
-LAMBDAS = (RUN_TASK, CHECK_TASK)
+UPDATE_COST = "update_cost_awsem"
+LAMBDAS = (RUN_TASK, CHECK_TASK)  # the unicorn's, which deploy_core('all') deploys
+ALL_LAMBDAS = (*LAMBDAS, UPDATE_COST)  # and the cost updater's (deploy_unicorn(deploy_costupdater=True))
+COSTUPDATER_SUFFIX = "_costupdater"
 TABLE = "tibanna-master"
 TABLE_KEY = "Job Id"
 # Our addition to upstream's table: jobs of a step function by submission time (stat, purge).
@@ -29,11 +32,12 @@ ROLE_POLICIES: dict[str, tuple[str, ...]] = {
                "executions", "ec2_desc", "ec2_launch", "pricing", "vpc_access"),
     CHECK_TASK: ("bucket_access", "cw_metric", "cloudwatchlogs", "ec2_desc", "ec2_termination", "dynamodb",
                  "pricing", "executions", "vpc_access"),
+    UPDATE_COST: ("bucket_access", "cloudwatchlogs", "pricing", "executions", "vpc_access"),
 }
 GROUP_POLICIES = ("bucket_access", "ec2_desc", "cw_metric", "dynamodb", "ec2_termination", "pricing", "executions",
                   "cloudwatchlogs")
 ROLE_SERVICES = {EC2_ROLE: "ec2.amazonaws.com", STATES_ROLE: "states.amazonaws.com",
-                 RUN_TASK: "lambda.amazonaws.com", CHECK_TASK: "lambda.amazonaws.com"}
+                 **{kind: "lambda.amazonaws.com" for kind in ALL_LAMBDAS}}
 
 
 def suffix(sfx: str | None, usergroup: str | None) -> str:
@@ -46,8 +50,13 @@ def sfn_name(usergroup: str | None, sfx: str | None = None) -> str:
     return SFN_PREFIX + suffix(sfx, usergroup)
 
 
+def costupdater_name(sfn: str) -> str:
+    """`<sfn>_costupdater`: the cost updater of a unicorn."""
+    return sfn + COSTUPDATER_SUFFIX
+
+
 def lambda_name(kind: str, usergroup: str | None, sfx: str | None = None) -> str:
-    """`run_task_awsem[_<group>][_<suffix>]` or `check_task_awsem...`."""
+    """`run_task_awsem[_<group>][_<suffix>]`, `check_task_awsem...` or `update_cost_awsem...`."""
     return kind + suffix(sfx, usergroup)
 
 

@@ -1,4 +1,5 @@
-"""The `tibanna_unicorn*` state machine: upstream's two Lambda states and retry rules (reference 3.1).
+"""The state machines: `tibanna_unicorn*`, upstream's two Lambda states and retry rules (reference
+3.1), and its optional cost updater `<unicorn>_costupdater` (reference 3.4).
 
 There is no Catch: any error not retried fails the execution, and its name is the Python
 exception class the Lambda raised (AWSEMJobErrorException, EC2IdleException, ...).
@@ -28,25 +29,49 @@ CHECK_TASK_RETRY = [
     _retry(["StillRunningException"], 300, 100000, 1.0),
     LAMBDA_RETRY,
 ]
+COSTUPDATER_WAIT_SECONDS = 43200  # upstream's: try every 12 hours
+
+
+def lambda_arn(region: str, account: str, kind: str, usergroup: str, sfx: str | None) -> str:
+    """The ARN of a state's Lambda, e.g. `...:function:run_task_awsem_<group>`."""
+    return f"arn:aws:lambda:{region}:{account}:function:{names.lambda_name(kind, usergroup, sfx)}"
 
 
 def definition(region: str, account: str, usergroup: str, sfx: str | None) -> dict:
     """The ASL definition of `tibanna_unicorn<suffix>`."""
-    def arn(kind: str) -> str:
-        return f"arn:aws:lambda:{region}:{account}:function:{names.lambda_name(kind, usergroup, sfx)}"
-
     return {
         "Comment": "Start a workflow run on awsem and track it",
         "StartAt": "RunTaskAwsem",
         "States": {
-            "RunTaskAwsem": {"Type": "Task", "Resource": arn(names.RUN_TASK), "Retry": RUN_TASK_RETRY,
-                             "Next": "CheckTaskAwsem"},
-            "CheckTaskAwsem": {"Type": "Task", "Resource": arn(names.CHECK_TASK), "Retry": CHECK_TASK_RETRY,
-                               "End": True},
+            "RunTaskAwsem": {"Type": "Task", "Resource": lambda_arn(region, account, names.RUN_TASK, usergroup, sfx),
+                             "Retry": RUN_TASK_RETRY, "Next": "CheckTaskAwsem"},
+            "CheckTaskAwsem": {"Type": "Task",
+                               "Resource": lambda_arn(region, account, names.CHECK_TASK, usergroup, sfx),
+                               "Retry": CHECK_TASK_RETRY, "End": True},
         },
     }
 
 
-def definition_json(region: str, account: str, usergroup: str, sfx: str | None) -> str:
-    """The definition as deployed (indent 4, sorted keys, as upstream)."""
-    return json.dumps(definition(region, account, usergroup, sfx), indent=4, sort_keys=True)
+def costupdater_definition(region: str, account: str, usergroup: str, sfx: str | None) -> dict:
+    """The ASL definition of `tibanna_unicorn<suffix>_costupdater`: wait, ask `update_cost_awsem`
+    (its answer goes to `$.done`), stop once `$.done.done` is true, else wait again. Upstream's,
+    plus the Lambda service retry that the unicorn's states have."""
+    return {
+        "Comment": "Update costs for a workflow run",
+        "StartAt": "Wait",
+        "States": {
+            "Wait": {"Type": "Wait", "Seconds": COSTUPDATER_WAIT_SECONDS, "Next": "UpdateCostAwsem"},
+            "UpdateCostAwsem": {"Type": "Task",
+                                "Resource": lambda_arn(region, account, names.UPDATE_COST, usergroup, sfx),
+                                "ResultPath": "$.done", "Retry": [LAMBDA_RETRY], "Next": "UpdateCostDone"},
+            "UpdateCostDone": {"Type": "Choice",
+                               "Choices": [{"Variable": "$.done.done", "BooleanEquals": True, "Next": "Done"}],
+                               "Default": "Wait"},
+            "Done": {"Type": "Pass", "End": True},
+        },
+    }
+
+
+def as_deployed(definition: dict) -> str:
+    """A definition as deployed (indent 4, sorted keys, as upstream)."""
+    return json.dumps(definition, indent=4, sort_keys=True)

@@ -1,4 +1,5 @@
-"""The state machine's two Lambdas, as plain functions: `run_task_awsem` and `check_task_awsem`.
+"""The Lambdas, as plain functions: the unicorn's `run_task_awsem` and `check_task_awsem`, and the
+cost updater's `update_cost_awsem`.
 
 Each module's `handler(event, context)` is what AWS calls; the work is done by a function that
 takes the backend, so tests (and a local player of the state machine) call it directly. An error
@@ -24,10 +25,10 @@ log = logging.getLogger(__name__)
 RETRIED = frozenset(error for rule in (*RUN_TASK_RETRY, *CHECK_TASK_RETRY) for error in rule["ErrorEquals"])
 
 
-@functools.lru_cache(maxsize=1)
-def backend() -> AWSBackend:
-    """The backend of this Lambda's region (kept while the Lambda stays warm)."""
-    return AWSBackend()
+@functools.lru_cache(maxsize=4)
+def backend(region: str | None = None) -> AWSBackend:
+    """The backend of a region, by default this Lambda's (kept while the Lambda stays warm)."""
+    return AWSBackend(region)
 
 
 @contextlib.contextmanager

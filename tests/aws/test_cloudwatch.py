@@ -1,0 +1,116 @@
+"""CloudWatch on AWS: the instance's agent publishes its samples under upstream's names (namespace
+CWAgent, dimension InstanceId from IMDSv2), and the reader plot_metrics uses on AWS finds them."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shlex
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+
+import boto3
+import pytest
+
+from tibanna import protocol
+from tibanna.agent import AgentDefaults, run_job
+from tibanna.agent.__main__ import build_parser
+from tibanna.agent.cloudwatch import imds_instance_id
+from tibanna.backends.aws import launch
+from tibanna.metrics.resources import (METRICS_TSV_COLUMNS, read_cloudwatch, read_metrics_tsv, read_samples_tsv,
+                                       series_from_samples)
+
+TOKEN = "imds-token"
+BUSY = ("python -c 'import time; x = bytearray(30_000_000); end = time.time() + 1; "
+        "any(iter(lambda: time.time() > end, True))'")
+
+
+class _IMDS(BaseHTTPRequestHandler):
+    """IMDSv2's two calls: PUT a token, then GET the instance id with it."""
+
+    def do_PUT(self) -> None:  # noqa: N802 - http.server's name
+        ok = self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
+        self._answer(200 if ok else 400, TOKEN)
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
+            self._answer(401, "")
+        elif self.path == "/latest/meta-data/instance-id" and self.server.instance_id:
+            self._answer(200, self.server.instance_id)
+        else:
+            self._answer(404, "")
+
+    def _answer(self, status: int, body: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadingHTTPServer]:
+    """A stand-in instance metadata service on loopback; set `.instance_id` to what it reports."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _IMDS)
+    server.instance_id = ""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{server.server_port}/")
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_instance_id_from_imdsv2(imds: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert imds_instance_id() is None  # IMDS answers, but has no id
+    imds.instance_id = "i-0abc"
+    assert imds_instance_id() == "i-0abc"
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert imds_instance_id() is None
+
+
+def test_the_user_data_runs_the_agent_with_cloudwatch_on(moto_endpoint: str) -> None:
+    script = launch.user_data("job1", "log-bucket", "us-east-1", "now",
+                              launch.Bootstrap("log-bucket", "tibanna_bootstrap/abc/t.whl", "abc"), spot=False)
+    command = re.search(r"-m tibanna\.agent (.*?)\nfinish", script, re.S).group(1).replace("\\\n", " ")
+    args = build_parser().parse_args(shlex.split(command))
+    assert args.cloudwatch and args.metrics_interval == 60
+
+
+def test_a_jobs_samples_reach_cloudwatch_and_plot_metrics(api, deployed, player, shell_job, imds,
+                                                          tmp_path: Path) -> None:
+    def boot(state: str, error: str, attempt: int, payload: dict) -> None:
+        """The instance boots: IMDS knows its id, and its agent runs with CloudWatch on."""
+        if error == "EC2StartingException" and attempt == 1:
+            imds.instance_id = payload["config"]["instance_id"]
+            run_job(api.backend.store, payload["jobid"], payload["config"]["log_bucket"],
+                    tmp_path / payload["jobid"],
+                    defaults=AgentDefaults(container_runtime="none", metrics_interval=0.2, cloudwatch=True))
+
+    job = api.run_workflow(shell_job(BUSY), sfn=deployed["sfn"], open_browser=False)
+    jobid = job["jobid"]
+    assert player.play(job["_tibanna"]["exec_arn"], on_retry=boot).status == "SUCCEEDED"
+    instance_id = api.info(jobid)["instance_id"]
+    assert instance_id == imds.instance_id and "InstanceId " + instance_id in api.log(job_id=jobid)
+
+    samples = read_samples_tsv(api.backend.store.get_text("log-bucket", protocol.key(jobid, protocol.METRICS_SAMPLES)))
+    postrun = api.check_output(job_id=jobid)["postrunjson"]["Job"]
+    assert postrun["instance_id"] == instance_id  # the agent on EC2 names its instance, not 'local-...'
+    start, end = protocol.parse_stamp(postrun["start_time"]), protocol.parse_stamp(postrun["end_time"])
+    expected = series_from_samples(samples, start).columns
+    seen = read_cloudwatch(boto3.client("cloudwatch"), instance_id, start, start + dt.timedelta(minutes=5)).columns
+    for name in METRICS_TSV_COLUMNS:
+        assert seen[name] == pytest.approx(expected[name], abs=0.01), name  # samples.tsv keeps 2 decimals
+    assert max(seen["max_mem_used_MB"]) > 30
+
+    # Without the agent's samples (as for a job of upstream's), plot_metrics reads CloudWatch, from
+    # the job's start to its end (both in whole seconds).
+    api.backend.store.delete("log-bucket", protocol.key(jobid, protocol.METRICS_SAMPLES))
+    api.plot_metrics(jobid, open_browser=False)
+    rows = read_metrics_tsv(api.backend.store.get_text("log-bucket", f"{jobid}.metrics/metrics.tsv"))
+    expected = series_from_samples(samples, start, end).columns
+    for name in METRICS_TSV_COLUMNS:
+        assert rows[name] == pytest.approx(expected[name], abs=0.01), name
