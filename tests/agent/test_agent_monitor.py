@@ -89,3 +89,23 @@ def test_summary_of_samples() -> None:
                                         (12 * 1024, "12K"), (1536 * 1024, "1.5M"), (3 * 1024 ** 3, "3.0G")])
 def test_human_size_is_du_style(size: int, text: str) -> None:
     assert human_size(size) == text
+
+
+def test_periodic_uploads_of_big_files_are_paced(tmp_path) -> None:
+    from tibanna.agent.joblog import JobLog
+    from tibanna.agent.monitor import Monitor
+    from tibanna.storage import LocalStore
+
+    store = LocalStore(tmp_path / "buckets")
+    monitor = Monitor(store, "logs", "job1", tmp_path / "data1", tmp_path / "agent", JobLog(tmp_path / "job1.log"),
+                      metrics_interval=1, upload_interval=0.5)
+    monitor.top_path.parent.mkdir(parents=True, exist_ok=True)
+    monitor.top_path.write_bytes(b"x" * 3 * 2**20)  # 3 MiB: re-sent at most every 1.5 s when paced
+    monitor.upload(paced=True)
+    assert store.size("logs", "job1.top") == 3 * 2**20
+    with open(monitor.top_path, "ab") as handle:
+        handle.write(b"more")
+    monitor.upload(paced=True)
+    assert store.size("logs", "job1.top") == 3 * 2**20  # too soon for a file this big
+    monitor.upload()  # the final upload sends whatever changed
+    assert store.size("logs", "job1.top") == 3 * 2**20 + 4

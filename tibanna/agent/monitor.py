@@ -65,7 +65,7 @@ class Monitor:
         self._sampler: TreeSampler | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._uploaded: dict[Path, int] = {}
+        self._uploaded: dict[Path, tuple[int, float]] = {}  # path -> (size, monotonic time) of its last upload
 
     def start(self, root_pid: int) -> None:
         """Watch the tree rooted at `root_pid` until `stop`."""
@@ -91,11 +91,16 @@ class Monitor:
         if self.cloudwatch is not None:
             self.cloudwatch.close()
 
-    def upload(self) -> None:
-        """Upload the log, the top file and the samples where they changed since the last upload."""
+    def upload(self, *, paced: bool = False) -> None:
+        """Upload the log, the top file and the samples where they changed since the last upload.
+
+        `paced` (the periodic uploads): a file is re-sent at most every `upload_interval` per MiB
+        of its size, so a days-long job's growing files cost a steady trickle of copying, not one
+        that grows with the square of the run time. The final upload sends everything that changed.
+        """
         for path, suffix in ((self.log.path, protocol.LOG), (self.top_path, protocol.TOP),
                              (self.samples_path, protocol.METRICS_SAMPLES)):
-            self._upload_if_changed(path, suffix)
+            self._upload_if_changed(path, suffix, paced)
 
     def _loop(self, sampler: TreeSampler) -> None:
         gaps = sample_gaps(self.metrics_interval)
@@ -111,7 +116,7 @@ class Monitor:
                     if next_sample <= now:  # a slow tick: skip ahead rather than burst
                         next_sample = now + gap
                 if now >= next_upload:
-                    self.upload()
+                    self.upload(paced=True)
                     next_upload = now + self.upload_interval
             except Exception:  # monitoring must never end the job
                 logger.exception("monitoring job %s failed; going on", self.jobid)
@@ -133,11 +138,15 @@ class Monitor:
         with open(self.samples_path, "a", encoding="utf-8") as handle:
             handle.write((SAMPLES_HEADER if new else "") + sample.tsv())
 
-    def _upload_if_changed(self, path: Path, suffix: str) -> None:
+    def _upload_if_changed(self, path: Path, suffix: str, paced: bool) -> None:
         try:
             size = path.stat().st_size
         except FileNotFoundError:
             return
-        if self._uploaded.get(path) != size:
-            self.store.put_file(self.log_bucket, protocol.key(self.jobid, suffix), path)
-            self._uploaded[path] = size
+        last_size, last_time = self._uploaded.get(path, (None, 0.0))
+        if last_size == size:
+            return
+        if paced and time.monotonic() - last_time < self.upload_interval * max(1.0, size / 2**20):
+            return
+        self.store.put_file(self.log_bucket, protocol.key(self.jobid, suffix), path)
+        self._uploaded[path] = (size, time.monotonic())
