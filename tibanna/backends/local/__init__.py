@@ -85,7 +85,7 @@ class LocalBackend(Backend):
                     log.info("job %s was already submitted; not starting it again", jobid)
                     results.append(known[jobid])
                     continue
-                config, args = job["config"], job.get("args", {})
+                config = job["config"]
                 cpu, mem = reservation(config)
                 instance_type = config.get("instance_type") or ""
                 self.store.put_text(config["log_bucket"], protocol.key(jobid, protocol.RUN_JSON),
