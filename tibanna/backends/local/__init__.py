@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from tibanna import __version__, protocol
+from tibanna import __version__, protocol, secret_env
 from tibanna.backends.base import Backend, JobRecord
 from tibanna.backends.local import supervisor
 from tibanna.backends.local.index import LISTING_COLUMNS, Index, record_from_row
@@ -75,8 +75,10 @@ class LocalBackend(Backend):
                                  f"(its usergroup has access to: {', '.join(sorted(allowed)) or 'none'})")
 
     # Jobs ---------------------------------------------------------------------------------------
-    def submit(self, jobs: list[dict], *, rerun_of: str | None = None) -> list[dict]:
+    def submit(self, jobs: list[dict], *, rerun_of: str | None = None,
+               secrets: dict[str, dict[str, str]] | None = None) -> list[dict]:
         results: list[dict] = []
+        vault = secret_env.Vault.for_home(self.home.root)
         with self.index.transaction() as conn:
             known = self.index.results_for(conn, [job["jobid"] for job in jobs])
             for job in jobs:
@@ -88,6 +90,8 @@ class LocalBackend(Backend):
                 config = job["config"]
                 cpu, mem = reservation(config)
                 instance_type = config.get("instance_type") or ""
+                if secrets and jobid in secrets:
+                    vault.put(jobid, secrets[jobid])
                 self.store.put_text(config["log_bucket"], protocol.key(jobid, protocol.RUN_JSON),
                                     json.dumps(protocol.build_run_json(job), indent=4))
                 self.index.insert_job(conn, {

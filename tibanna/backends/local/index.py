@@ -161,9 +161,33 @@ class Index:
         return self.conn.execute(
             "SELECT 1 FROM jobs WHERE phase IN ('queued','running','finalizing') LIMIT 1").fetchone() is not None
 
-    def claim_start(self, jobid: str, pid: int, created: float) -> None:
-        self.conn.execute("UPDATE jobs SET phase='running', started=?, worker_pid=?, worker_created=? "
-                          "WHERE jobid=? AND phase='queued'", (time.time(), pid, created, jobid))
+    def claim_start(self, jobid: str) -> bool:
+        """Move a queued job that nobody asked to kill into `running`; True for exactly one caller."""
+        cur = self.conn.execute("UPDATE jobs SET phase='running', started=? "
+                                "WHERE jobid=? AND phase='queued' AND kill_request IS NULL", (time.time(), jobid))
+        return cur.rowcount == 1
+
+    def record_worker(self, jobid: str, pid: int, created: float) -> None:
+        """Name the worker process that runs a started job (it waits for this before it runs)."""
+        self.conn.execute("UPDATE jobs SET worker_pid=?, worker_created=? WHERE jobid=?", (pid, created, jobid))
+
+    def requeue_unstarted(self, jobid: str) -> bool:
+        """Put a job back in the queue that was claimed but whose worker was never named (so never ran)."""
+        cur = self.conn.execute("UPDATE jobs SET phase='queued', started=NULL "
+                                "WHERE jobid=? AND phase='running' AND worker_pid IS NULL", (jobid,))
+        return cur.rowcount == 1
+
+    def concurrency_limits(self) -> dict[str, int]:
+        """Step functions that cap how many of their jobs run at once."""
+        return {r["name"]: r["concurrency"] for r in self.conn.execute(
+            "SELECT name, concurrency FROM sfns WHERE concurrency IS NOT NULL")}
+
+    def queued_rows(self, skip_sfns: list[str], limit: int = 256) -> list[sqlite3.Row]:
+        """The oldest queued jobs, but those of the step functions in `skip_sfns`."""
+        marks = ",".join("?" * len(skip_sfns))
+        return self.conn.execute(
+            "SELECT jobid, cpu, mem, sfn, description, kill_request FROM jobs WHERE phase='queued' "
+            f"AND sfn NOT IN ({marks}) ORDER BY seq LIMIT ?", [*skip_sfns, limit]).fetchall()
 
     def claim_finalize(self, jobid: str, from_phases: tuple[str, ...]) -> bool:
         """Move a job into `finalizing`; True for exactly one caller."""

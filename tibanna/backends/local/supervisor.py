@@ -7,6 +7,7 @@ after a quiet spell. It is started on demand by `ensure_running`, fully detached
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -18,11 +19,12 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from tibanna import exceptions, protocol
+from tibanna import exceptions, protocol, secret_env
 from tibanna.backends.local.index import Index
 from tibanna.backends.local.resources import machine_capacity
 from tibanna.storage import LocalStore
@@ -52,6 +54,14 @@ class Home:
 
 
 # Process identity and ending ---------------------------------------------------------------
+JOB_TOKEN_VAR = "TIBANNA_JOB_TOKEN"  # in every process a worker starts, so strays can be found
+
+
+def job_token(jobid: str, worker_pid: int) -> str:
+    """What a job's processes carry in JOB_TOKEN_VAR: unique to one run of one job."""
+    return f"{jobid}:{worker_pid}"
+
+
 def worker_alive(pid: int | None, created: float | None) -> bool:
     """Whether the worker with this pid and start time still runs (a zombie counts as ended)."""
     if not pid:
@@ -65,40 +75,40 @@ def worker_alive(pid: int | None, created: float | None) -> bool:
         return False
 
 
-def end_process_tree(pid: int, created: float | None, timeout: float = 10.0) -> None:
-    """SIGKILL a worker's session and every descendant, then wait until none is left."""
-    if not worker_alive(pid, created):
+def job_processes(jobid: str, pid: int, created: float | None, thorough: bool) -> list[psutil.Process]:
+    """The live processes of a job's run: its worker, the worker's session (which outlives a killed
+    worker) and, when `thorough`, any process that carries the run's token (a command that left the
+    session). Only processes started after the worker count, so a reused pid is never mistaken."""
+    since = (created or 0.0) - 0.01
+    token = job_token(jobid, pid).encode()
+    found: list[psutil.Process] = []
+    for candidate in psutil.pids():
+        try:
+            ours = os.getsid(candidate) == pid
+            if not ours and thorough:
+                with open(f"/proc/{candidate}/environ", "rb") as handle:
+                    ours = JOB_TOKEN_VAR.encode() + b"=" + token in handle.read().split(b"\0")
+            if ours:
+                proc = psutil.Process(candidate)
+                if proc.create_time() >= since and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
+def end_job_processes(jobid: str, pid: int | None, created: float | None, thorough: bool = True,
+                      timeout: float = 10.0) -> None:
+    """SIGKILL every process of a job's run (see job_processes), then wait until none is left."""
+    if not pid:
         return
-    try:
-        procs = [psutil.Process(pid)]
-        procs += procs[0].children(recursive=True)
-    except psutil.Error:
-        procs = []
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for proc in procs:  # descendants that left the worker's process group
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in _alive(procs)):
-            return
-        time.sleep(0.01)
-
-
-def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    alive = []
+    procs = job_processes(jobid, pid, created, thorough)
     for proc in procs:
-        try:
-            if proc.is_running():
-                alive.append(proc)
-        except psutil.Error:
-            pass
-    return alive
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    gone, alive = psutil.wait_procs(procs, timeout=timeout)
+    if alive:
+        log.warning("job %s: %d process(es) did not end after SIGKILL", jobid, len(alive))
 
 
 # Ending a job ------------------------------------------------------------------------------
@@ -106,15 +116,18 @@ def finalize(index: Index, store: LocalStore, jobid: str, from_phases: tuple[str
              failure: tuple[str, str] | None = None) -> bool:
     """Give a job whose worker is gone its true final state, once.
 
-    The caller that wins the claim decides the status from the terminal marker the agent left;
-    with no marker, it writes one: `.aborted` after a kill, else `.error` (the worker was lost, or
-    `failure` = (error name, cause) says why the job could not run). Returns whether it won.
+    The caller that wins the claim ends whatever the run left running, then decides the status
+    from the terminal marker the agent left; with no marker, it writes one, after the postrun JSON
+    names the error: `.aborted` after a kill, else `.error` (the worker was lost, or `failure` =
+    (error name, cause) says why the job could not run). Returns whether it won.
     """
     if not index.claim_finalize(jobid, from_phases):
         return False
     row = index.row(jobid)
     bucket = row["log_bucket"]
     present = [m for m in protocol.TERMINAL_MARKERS if store.exists(bucket, protocol.key(jobid, m))]
+    end_job_processes(jobid, row["worker_pid"], row["worker_created"], thorough=not present)
+    secret_env.Vault.for_home(index.path.parent).discard(jobid)
     error = cause = None
     if failure is None and protocol.SUCCESS in present:
         status = protocol.SUCCEEDED
@@ -129,19 +142,37 @@ def finalize(index: Index, store: LocalStore, jobid: str, from_phases: tuple[str
         else:
             status, error, cause = protocol.ABORTED, "Aborted", "killed by user"
         if not present:
+            _record_postrun_error(store, bucket, jobid, error, cause)
             store.put_bytes(bucket, protocol.key(jobid, protocol.ABORTED_MARKER), b"")
     else:
         status = protocol.FAILED
         error, cause = failure or (exceptions.EC2UnintendedTerminationException.__name__,
                                    f"the worker of job {jobid} ended without finishing it - please rerun.")
         if not present:
+            _record_postrun_error(store, bucket, jobid, error, cause)
             store.put_bytes(bucket, protocol.key(jobid, protocol.ERROR), b"")
     index.finish(jobid, status, error, cause)
     return True
 
 
+def _record_postrun_error(store: LocalStore, bucket: str, jobid: str, error: str, cause: str) -> None:
+    """Name the error in the job's postrun JSON (the one its agent began, else one from run.json)."""
+    text = store.get_text(bucket, protocol.key(jobid, protocol.POSTRUN_JSON))
+    if text is None:
+        run_json = store.get_text(bucket, protocol.key(jobid, protocol.RUN_JSON))
+        if run_json is None:
+            return
+        postrun = protocol.initial_postrun_json(json.loads(run_json), instance_id="", instance_type="",
+                                                availability_zone="", filesystem="")
+    else:
+        postrun = json.loads(text)
+    protocol.set_postrun_error(postrun, error, cause)
+    postrun["Job"].setdefault("end_time", protocol.now_stamp())
+    store.put_bytes(bucket, protocol.key(jobid, protocol.POSTRUN_JSON), protocol.dump_json(postrun))
+
+
 def kill_job(index: Index, store: LocalStore, jobid: str, soft: bool) -> None:
-    """Kill a queued or running job: end its process tree, then finalize it with `.aborted`."""
+    """Kill a queued or running job: end its processes, then finalize it with `.aborted`."""
     if not index.request_kill(jobid, "soft" if soft else "hard"):
         return
     deadline = time.monotonic() + 5
@@ -149,8 +180,7 @@ def kill_job(index: Index, store: LocalStore, jobid: str, soft: bool) -> None:
     while row["phase"] == "running" and not row["worker_pid"] and time.monotonic() < deadline:
         time.sleep(0.01)  # the supervisor is between claiming the job and forking its worker
         row = index.row(jobid)
-    if row["worker_pid"]:
-        end_process_tree(row["worker_pid"], row["worker_created"])
+    end_job_processes(jobid, row["worker_pid"], row["worker_created"])
     if row["phase"] == "queued" or not worker_alive(row["worker_pid"], row["worker_created"]):
         finalize(index, store, jobid)
     # The supervisor may be the one finalizing (it reaped the worker first): return once it is done.
@@ -185,16 +215,29 @@ def ensure_running(home: Home) -> None:
 
 
 # The supervisor itself ---------------------------------------------------------------------
+@dataclass
+class Worker:
+    """A running job's worker process: a child of this supervisor, or adopted from a dead one."""
+
+    jobid: str
+    pid: int
+    created: float | None
+    cpu: float
+    mem: float
+    sfn: str
+    adopted: bool = False
+
+
 class Supervisor:
     """The loop: reap, recover, schedule; see the module docstring."""
 
-    def __init__(self, home: Home) -> None:
+    def __init__(self, home: Home, lock_fd: int | None = None) -> None:
         self.home = home
+        self.lock_fd = lock_fd  # closed in every worker, so that only this process holds the lock
         self.index = Index(home.index_path)
         self.store = LocalStore(home.buckets)
         self.capacity = machine_capacity()
-        self.workers: dict[int, tuple[str, float, float, str]] = {}  # pid -> (jobid, cpu, mem, sfn)
-        self.adopted: dict[int, tuple[str, float | None, float, float, str]] = {}
+        self.workers: dict[int, Worker] = {}
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -215,7 +258,7 @@ class Supervisor:
             if time.monotonic() - last_sweep > SWEEP_SECONDS:
                 self.sweep_job_folders()
                 last_sweep = time.monotonic()
-            if self.workers or self.adopted or self.index.has_active_jobs():
+            if self.workers or self.index.has_active_jobs():
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since > IDLE_EXIT_SECONDS:
                 # Release the lock, then look once more: a job submitted meanwhile either is seen
@@ -241,9 +284,10 @@ class Supervisor:
         if not self.home.jobs.is_dir():
             return
         now = time.time()
+        running = {worker.jobid for worker in self.workers.values()}
         for folder in self.home.jobs.iterdir():
             row = self.index.row(folder.name)
-            if row is not None and (row["phase"] != "done" or row["worker_pid"] in self.adopted):
+            if row is not None and (row["phase"] != "done" or row["jobid"] in running):
                 continue
             keep = 0.0
             if row is not None:
@@ -253,55 +297,48 @@ class Supervisor:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def recover(self) -> None:
-        """After a restart: adopt live workers, finalize jobs whose worker is gone."""
+        """After a restart: adopt live workers, requeue jobs that never got one, finalize the others."""
         for row in self.index.active_rows("finalizing"):
             finalize(self.index, self.store, row["jobid"], from_phases=("finalizing",))
         for row in self.index.active_rows("running"):
             if worker_alive(row["worker_pid"], row["worker_created"]):
-                self.adopted[row["worker_pid"]] = (row["jobid"], row["worker_created"], row["cpu"], row["mem"],
-                                                   row["sfn"])
+                self.workers[row["worker_pid"]] = Worker(row["jobid"], row["worker_pid"], row["worker_created"],
+                                                         row["cpu"], row["mem"], row["sfn"], adopted=True)
+            elif self.index.requeue_unstarted(row["jobid"]):
+                log.info("job %s was claimed but never started; queued again", row["jobid"])
             else:
                 log.warning("job %s lost its worker; marking it failed", row["jobid"])
                 finalize(self.index, self.store, row["jobid"])
 
     def reap(self) -> None:
-        while self.workers:
+        """Finalize the jobs whose worker ended: children by waitpid, adopted ones by looking."""
+        while any(not worker.adopted for worker in self.workers.values()):
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
-            jobid = self.workers.pop(pid, (None,))[0]
-            if jobid:
-                finalize(self.index, self.store, jobid)
-        for pid, (jobid, created, *_rest) in list(self.adopted.items()):
-            if not worker_alive(pid, created):
-                del self.adopted[pid]
-                finalize(self.index, self.store, jobid)
-
-    def _in_use(self) -> tuple[float, float, dict[str, int]]:
-        cpu = mem = 0.0
-        per_sfn: dict[str, int] = {}
-        for _jobid, c, m, sfn in self.workers.values():
-            cpu, mem = cpu + c, mem + m
-            per_sfn[sfn] = per_sfn.get(sfn, 0) + 1
-        for _jobid, _created, c, m, sfn in self.adopted.values():
-            cpu, mem = cpu + c, mem + m
-            per_sfn[sfn] = per_sfn.get(sfn, 0) + 1
-        return cpu, mem, per_sfn
+            worker = self.workers.pop(pid, None)
+            if worker is not None:
+                finalize(self.index, self.store, worker.jobid)
+        for worker in [w for w in self.workers.values() if w.adopted]:
+            if not worker_alive(worker.pid, worker.created):
+                del self.workers[worker.pid]
+                finalize(self.index, self.store, worker.jobid)
 
     def schedule(self) -> None:
         """Start queued jobs, oldest first, while their reservations fit (the oldest always may
         start on an idle machine, so a large job cannot wait forever)."""
-        cpu_used, mem_used, per_sfn = self._in_use()
+        cpu_used = sum(w.cpu for w in self.workers.values())
+        mem_used = sum(w.mem for w in self.workers.values())
+        per_sfn: dict[str, int] = {}
+        for worker in self.workers.values():
+            per_sfn[worker.sfn] = per_sfn.get(worker.sfn, 0) + 1
         total_cpu, total_mem = self.capacity
-        limits = {r["name"]: r["concurrency"] for r in self.index.conn.execute(
-            "SELECT name, concurrency FROM sfns WHERE concurrency IS NOT NULL")}
+        limits = self.index.concurrency_limits()
         full = [sfn for sfn, limit in limits.items() if per_sfn.get(sfn, 0) >= limit]
-        for row in self.index.conn.execute(
-                "SELECT jobid, cpu, mem, sfn, description, kill_request FROM jobs WHERE phase='queued' "
-                f"AND sfn NOT IN ({','.join('?' * len(full))}) ORDER BY seq LIMIT 256", full).fetchall():
+        for row in self.index.queued_rows(full):
             if row["kill_request"]:
                 finalize(self.index, self.store, row["jobid"])
                 continue
@@ -310,7 +347,7 @@ class Supervisor:
             waiting = self.dependency_gate(row)
             if waiting:
                 continue
-            idle = not self.workers and not self.adopted
+            idle = not self.workers
             if not idle and (cpu_used + row["cpu"] > total_cpu + 1e-9 or mem_used + row["mem"] > total_mem + 1e-9):
                 break
             if self.start(row):
@@ -336,11 +373,9 @@ class Supervisor:
         return any(d["status"] == protocol.RUNNING for d in deps)
 
     def start(self, row) -> bool:
+        """Claim a queued job and fork its worker; the worker runs only once the index names it."""
         jobid = row["jobid"]
-        cur = self.index.conn.execute(
-            "UPDATE jobs SET phase='running', started=? WHERE jobid=? AND phase='queued' AND kill_request IS NULL",
-            (time.time(), jobid))
-        if cur.rowcount != 1:
+        if not self.index.claim_start(jobid):
             return False
         log_bucket = self.index.row(jobid)["log_bucket"]
         workdir = self.home.workdir(jobid)
@@ -349,26 +384,30 @@ class Supervisor:
         ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the worker
+            if self.lock_fd is not None:
+                os.close(self.lock_fd)
             os.close(go_w)
             os.close(ready_r)
-            _worker(go_r, ready_w, self.store, jobid, log_bucket, workdir)
+            _worker(go_r, ready_w, self.store, jobid, log_bucket, workdir, self.home)
         os.close(go_r)
         os.close(ready_w)
         os.read(ready_r, 1)  # the worker leads its own session now, so killpg(pid) reaches all of it
         os.close(ready_r)
         created = psutil.Process(pid).create_time()
-        self.index.conn.execute("UPDATE jobs SET worker_pid=?, worker_created=? WHERE jobid=?", (pid, created, jobid))
+        self.index.record_worker(jobid, pid, created)
         os.write(go_w, b"1")
         os.close(go_w)
-        self.workers[pid] = (jobid, row["cpu"], row["mem"], row["sfn"])
+        self.workers[pid] = Worker(jobid, pid, created, row["cpu"], row["mem"], row["sfn"])
         return True
 
 
-def _worker(go_fd: int, ready_fd: int, store: LocalStore, jobid: str, log_bucket: str, workdir: Path) -> None:
+def _worker(go_fd: int, ready_fd: int, store: LocalStore, jobid: str, log_bucket: str, workdir: Path,
+            home: Home) -> None:
     """The forked worker: lead a new session, wait until the index names it, run the agent; never returns."""
     code = 1
     try:
         os.setsid()
+        os.environ[JOB_TOKEN_VAR] = job_token(jobid, os.getpid())
         os.write(ready_fd, b"r")
         os.close(ready_fd)
         signal.set_wakeup_fd(-1)
@@ -384,7 +423,8 @@ def _worker(go_fd: int, ready_fd: int, store: LocalStore, jobid: str, log_bucket
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
         from tibanna.agent import run_job
 
-        code = run_job(store, jobid, log_bucket, workdir)
+        secrets = secret_env.Vault.for_home(home.root).read(jobid)
+        code = run_job(store, jobid, log_bucket, workdir, secrets=secrets)
     except BaseException:  # noqa: BLE001 - a worker must always end through os._exit
         logging.getLogger(__name__).exception("worker for %s crashed", jobid)
     finally:
@@ -404,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
             return  # another supervisor serves this home
         home.pid.write_text(str(os.getpid()))
         log.info("supervisor started for %s", home.root)
-        Supervisor(home).serve(handle)
+        Supervisor(home, handle.fileno()).serve(handle)
         log.info("supervisor idle; exiting")
 
 
