@@ -14,7 +14,8 @@ import pytest
 
 from jobhelpers import processes_with, shell_job, wait_done, wait_for
 from tibanna import secret_env
-from tibanna.backends.local import supervisor as sup
+from tibanna.backends.local.home import Home
+from tibanna.backends.local.launcher import is_running
 
 
 def bucket(home: Path, name: str) -> Path:
@@ -27,7 +28,7 @@ def markers(home: Path, jobid: str) -> list[str]:
 
 def supervisor_pid(home: Path) -> int | None:
     """The pid of the supervisor that holds the home's lock now, or None."""
-    if not sup.is_running(sup.Home(home)):
+    if not is_running(Home(home)):
         return None
     return int((home / "supervisor.pid").read_text())
 
