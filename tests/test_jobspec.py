@@ -18,7 +18,7 @@ from tibanna.exceptions import (
 )
 from tibanna.jobspec import OutputTarget
 
-SAMPLES = Path("/work/shared/reference/upstream-samples")
+SAMPLES = Path(__file__).parent / "data" / "upstream-samples"  # upstream's MIT-licensed sample JSONs
 
 
 def _corpus() -> list[Path]:
@@ -105,6 +105,7 @@ def c(*path: str) -> tuple:
 
 def test_corpus_has_all_upstream_descriptions():
     assert len(CORPUS) == 106
+    assert "MIT License" in (SAMPLES / "LICENSE-upstream.txt").read_text()  # the data's licence travels with it
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: f"{p.parent.name}/{p.name}")
