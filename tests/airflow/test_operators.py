@@ -58,7 +58,10 @@ def test_run_returns_the_job_id_pushes_it_and_its_links(home):
     assert (home / "buckets" / "out-bucket" / "op" / "hi.txt").read_text() == "hi\n"
     pushed = ctx["ti"].pushed
     assert pushed["job_id"] == jobid
-    assert pushed["_link_TibannaJobLogLink"].endswith(f"/buckets/log-bucket/{jobid}.log")
+    assert pushed["tibanna_job"] == {"job_id": jobid, "conn_id": "tibanna_default"}
+    run = "manual__2024-01-01T00%3A00%3A00%2B00%3A00"
+    assert pushed["_link_TibannaJobLogLink"] == f"/tibanna/dags/dag/runs/{run}/tasks/task/log"  # same origin
+    assert pushed["_link_TibannaPostrunLink"] == f"/tibanna/dags/dag/runs/{run}/tasks/task/postrun"
     assert pushed["_link_TibannaExecutionLink"] == ""
 
 
@@ -180,7 +183,7 @@ def test_plot_metrics_and_cost_operators(home):
     assert wait_done(api, jobid) == "SUCCEEDED"
     ctx = context()
     report = TibannaPlotMetricsOperator(task_id="metrics", job_id=jobid).execute(ctx)
-    assert report == ctx["ti"].pushed["_link_TibannaMetricsReportLink"]
+    assert ctx["ti"].pushed["_link_TibannaMetricsReportLink"].endswith("/tasks/task/metrics")
     assert jobid in report
     estimate = TibannaCostOperator(task_id="cost", job_id=jobid, estimate=True).execute(context())
     assert set(estimate) == {"cost", "type"} and estimate["cost"] >= 0

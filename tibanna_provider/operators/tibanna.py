@@ -35,6 +35,7 @@ from tibanna_provider.links.tibanna import (
     TibannaExecutionLink,
     TibannaJobLogLink,
     TibannaMetricsReportLink,
+    TibannaPostrunLink,
     persist_job_links,
 )
 from tibanna_provider.triggers.tibanna import DEFAULT_POLL_INTERVAL, FIRST_EVENT_DELAY, TibannaJobTrigger
@@ -90,7 +91,8 @@ class TibannaJobOperator(TibannaBaseOperator):
         after the deferral (see the module docstring).
     """
 
-    operator_extra_links = (TibannaJobLogLink(), TibannaMetricsReportLink(), TibannaExecutionLink())
+    operator_extra_links = (TibannaJobLogLink(), TibannaPostrunLink(), TibannaMetricsReportLink(),
+                            TibannaExecutionLink())
 
     def __init__(self, *, wait_for_completion: bool = True,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -118,7 +120,7 @@ class TibannaJobOperator(TibannaBaseOperator):
         job = self.start_job(context)
         self.watched_job_id = job["jobid"]
         ti.xcom_push(key="job_id", value=self.watched_job_id)
-        persist_job_links(context, self.hook.api.links(self.watched_job_id))
+        persist_job_links(context, self.hook.api, self.watched_job_id, self.tibanna_conn_id)
         if not self.wait_for_completion:
             return self.watched_job_id
         offsets: dict[str, int] | None = {} if self.forward_log else None
@@ -253,7 +255,7 @@ class TibannaPlotMetricsOperator(TibannaBaseOperator):
     def execute(self, context: Context) -> str:
         report = self.hook.api.plot_metrics(self.job_id, force_upload=self.force_upload,
                                             update_html_only=self.update_html_only, open_browser=False)
-        TibannaMetricsReportLink.persist(context, {"metrics": report})
+        persist_job_links(context, self.hook.api, self.job_id, self.tibanna_conn_id, (TibannaMetricsReportLink,))
         self.log.info("metrics report of job %s: %s", self.job_id, report)
         return report
 
