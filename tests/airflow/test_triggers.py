@@ -81,8 +81,7 @@ def test_many_deferred_waits_share_one_status_query_per_interval(home):
     elapsed = time.monotonic() - started
     assert {e["status"] for e in events} == {"success"}
     assert queried[0] == sorted(jobids)  # every watched job in one query
-    assert len(queried) <= elapsed / 0.1 + 2  # one query per interval, not one per trigger
-    assert len(queried) < len(triggers) * 3, queried
+    assert len(queried) <= elapsed / 0.1 + 2, queried  # one query per interval, not one per trigger (13 each)
 
 
 def test_a_failed_status_query_reaches_every_watcher_as_an_error_event(home):

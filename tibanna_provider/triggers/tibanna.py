@@ -135,7 +135,8 @@ class TibannaJobTrigger(BaseTrigger):
             settings = await TibannaHook.async_settings(self.tibanna_conn_id)
             watcher = TibannaHook(self.tibanna_conn_id, settings=settings).watcher(self.log)
             offsets = self.log_offsets if self.forward_log else None
-            await asyncio.sleep(max(0.0, self.not_before - time.time()))
+            if (hold := self.not_before - time.time()) > 0:
+                await asyncio.sleep(hold)
             poller = StatusPoller.shared(settings)
             async with poller.watching(self.job_ids, self.poll_interval):
                 while True:
