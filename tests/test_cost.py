@@ -141,11 +141,13 @@ def test_before_a_run_volumes_count_too():
     assert cost_estimate_for_description(description, 720, prices)[0] == pytest.approx(0.02 * 720 + 0.08 * 60)
 
 
-def test_without_a_table_prices_are_zero_and_it_says_so(caplog, tmp_path):
-    with caplog.at_level(logging.WARNING, logger="tibanna.cost"):
+def test_without_a_table_prices_are_zero_and_it_says_so_once(caplog, tmp_path):
+    with caplog.at_level(logging.INFO, logger="tibanna.cost"):
         prices = LocalPriceSource.from_home(tmp_path)
+        LocalPriceSource.from_home(tmp_path)  # every plot_metrics and cost asks again
     assert prices.is_empty
-    assert "local costs are 0" in caplog.text and str(tmp_path / "prices.json") in caplog.text
+    said = [r for r in caplog.records if "local costs are 0" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO and str(tmp_path / "prices.json") in caplog.text
     assert cost_estimate_for_description({"config": {"instance_type": "t3.small"}}, 5, prices) == (0.0, IMMEDIATE)
     assert cost_estimate_for_description({"config": {"cpu": 2, "mem": 4}}, 5, prices) == (0.0, IMMEDIATE)
 

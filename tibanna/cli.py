@@ -323,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tibanna").setLevel(logging.INFO)
     try:
         args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+    except BrokenPipeError:  # `tibanna stat | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 141  # 128 + SIGPIPE, as a command the pipe ended
     except TibannaError as err:
         print(f"tibanna {args.verb}: error: {err}", file=sys.stderr)
         return 1

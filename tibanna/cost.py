@@ -258,6 +258,9 @@ class AwsPriceSource(PriceSource):
                                productFamily="Provisioned Throughput") / 1000
 
 
+_SAID_NO_TABLE: set[str] = set()  # table locations already reported missing in this process
+
+
 class LocalPriceSource(PriceSource):
     """Prices from a table, for the local backend and for "what if" estimates.
 
@@ -270,14 +273,16 @@ class LocalPriceSource(PriceSource):
 
     An instance type's entry is a price or `{on_demand, spot}` (spot defaults to on-demand); a
     machine without a type is priced `cpu * vcpu_hour + mem * gib_hour`. Volume prices that the
-    table leaves out are zero. With no table at all every price is zero, and a warning says so.
+    table leaves out are zero. With no table at all every price is zero, as the log says once per
+    table location and process (no table is the usual case on a laptop, not a problem).
     """
 
     def __init__(self, table: Mapping[str, Any] | None = None, *, origin: str = "the given table") -> None:
         self.table = dict(table or {})
         self.origin = origin
-        if not self.table:
-            log.warning("No local price table (%s): local costs are 0.", origin)
+        if not self.table and origin not in _SAID_NO_TABLE:
+            _SAID_NO_TABLE.add(origin)
+            log.info("No local price table (%s): local costs are 0.", origin)
 
     @property
     def is_empty(self) -> bool:

@@ -30,6 +30,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [{"integration-name": INTEGRATION, "python-modules": ["tibanna_provider.triggers.tibanna"]}],
         "extra-links": [
             "tibanna_provider.links.tibanna.TibannaJobLogLink",
+            "tibanna_provider.links.tibanna.TibannaPostrunLink",
             "tibanna_provider.links.tibanna.TibannaMetricsReportLink",
             "tibanna_provider.links.tibanna.TibannaExecutionLink",
         ],
@@ -43,8 +44,8 @@ def get_provider_info() -> dict[str, Any]:
                 "placeholders": {"extra": '{"backend": "local", "tibanna_home": "/data/tibanna"}'},
             },
             "conn-fields": {
-                "backend": {"label": "Backend", "description": "Where jobs run (else TIBANNA_BACKEND, else local)",
-                            "schema": {"type": ["string", "null"], "enum": ["local", "aws", None]}},
+                "backend": {"label": "Backend", "description": "Where jobs run: local or aws",
+                            "schema": {"type": "string", "enum": ["local", "aws"], "default": "local"}},
                 "sfn": {"label": "Step function", "description": "Default step function (unicorn) for submissions",
                         "schema": {"type": ["string", "null"]}},
                 "region": {"label": "AWS region", "description": "aws backend: the region of the unicorn",

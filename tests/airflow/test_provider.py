@@ -43,3 +43,16 @@ def test_providers_manager_lists_provider_connection_type_triggers_and_links():
         "tibanna_provider.hooks.tibanna.TibannaHook", "tibanna_conn_id")
     assert "tibanna_provider.triggers.tibanna" in [t.trigger_class_name for t in manager.trigger]
     assert "tibanna_provider.links.tibanna.TibannaJobLogLink" in manager.extra_links_class_names
+
+
+def test_the_plugin_mounts_the_job_files_app_and_the_form_offers_a_backend():
+    from airflow import plugins_manager
+    from airflow.providers_manager import ProvidersManager
+
+    (point,) = [p for p in entry_points(group="airflow.plugins") if p.value.startswith("tibanna_provider")]
+    assert point.load().name == "tibanna"
+    apps, _ = plugins_manager.get_fastapi_plugins()
+    (app,) = [a for a in apps if a["name"] == "Tibanna job files"]
+    assert app["url_prefix"] == "/tibanna"
+    widget = ProvidersManager().connection_form_widgets["extra__tibanna__backend"]
+    assert widget.field["value"] == "local" and widget.field["schema"]["enum"] == ["local", "aws"]

@@ -1,40 +1,61 @@
-"""Extra links of a task that ran a Tibanna job: its log, its metrics report, its execution (AWS).
+"""Extra links of a task that ran a Tibanna job: its log, postrun JSON, metrics report and execution.
 
 The operator stores each URL in XCom under the link's `xcom_key` as soon as the job is known, so
-the links work while the job runs; the API server reads them from there.
+the links work while the job runs (Airflow 3's api-server reads them from there). The log,
+postrun and metrics links point at the `tibanna` plugin on the api-server
+(`tibanna_provider.plugins.tibanna`): same-origin, so the UI shows them, and on AWS the plugin
+redirects to a freshly pre-signed URL. With `[api] base_url` set, the links are absolute under
+it; else they are paths on the api-server's root. The execution link is the Step Functions
+console page on AWS (none on local).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import quote
 
-from airflow.sdk import BaseOperatorLink
+from airflow.sdk import BaseOperatorLink, conf
 from airflow.sdk.execution_time.xcom import XCom
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
     from airflow.sdk.types import TaskInstanceKey
 
+    from tibanna.core import API
+
+
+URL_PREFIX = "/tibanna"  # where the plugin's app is mounted on the api-server
+JOB_XCOM_KEY = "tibanna_job"  # the task instance's job: {"job_id": ..., "conn_id": ...}
+
+
+def file_path(dag_id: str, run_id: str, task_id: str, map_index: int, name: str) -> str:
+    """The path (on the api-server) at which the plugin serves one job file of a task instance."""
+    query = f"?map_index={map_index}" if map_index >= 0 else ""
+    return (f"{URL_PREFIX}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/"
+            f"{quote(task_id, safe='')}/{name}{query}")
+
 
 class TibannaLink(BaseOperatorLink):
-    """A link whose URL the operator stored with `persist`."""
+    """A link whose URL the operator stored with `persist_job_links`."""
 
     name: ClassVar[str]
-    kind: ClassVar[str]  # which of TibannaHook.links() it shows
+    kind: ClassVar[str]  # which of the job's links it shows: log, postrun, metrics or execution
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
 
-    @classmethod
-    def persist(cls, context: Context, urls: dict[str, str]) -> None:
-        """Store this link's URL (from `TibannaHook.links`; '' shows no link) for the running task instance."""
-        context["ti"].xcom_push(key=cls().xcom_key, value=urls.get(cls.kind, ""))
-
 
 class TibannaJobLogLink(TibannaLink):
-    """The job's log in its log bucket."""
+    """The job's log."""
 
     name = "Tibanna job log"
     kind = "log"
+
+
+class TibannaPostrunLink(TibannaLink):
+    """The job's postrun JSON (what ran, where, with which resources), once the job ended."""
+
+    name = "Tibanna postrun JSON"
+    kind = "postrun"
 
 
 class TibannaMetricsReportLink(TibannaLink):
@@ -51,10 +72,23 @@ class TibannaExecutionLink(TibannaLink):
     kind = "execution"
 
 
-JOB_LINKS = (TibannaJobLogLink, TibannaMetricsReportLink, TibannaExecutionLink)
+JOB_LINKS = (TibannaJobLogLink, TibannaPostrunLink, TibannaMetricsReportLink, TibannaExecutionLink)
 
 
-def persist_job_links(context: Context, urls: dict[str, str]) -> None:
-    """Store every link URL of one job."""
-    for link in JOB_LINKS:
-        link.persist(context, urls)
+def job_link_urls(context: Context, api: API, job_id: str) -> dict[str, str]:
+    """The URL of each link of the task instance's job ('' shows no link)."""
+    ti = context["ti"]
+    base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+    urls = {kind: base + file_path(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, kind)
+            for kind in ("log", "postrun", "metrics")}
+    return urls | {"execution": api.links(job_id)["execution"]}
+
+
+def persist_job_links(context: Context, api: API, job_id: str, conn_id: str,
+                      links: tuple[type[TibannaLink], ...] = JOB_LINKS) -> None:
+    """Record the task instance's job (ids only, for the plugin) and store its links' URLs."""
+    ti = context["ti"]
+    ti.xcom_push(key=JOB_XCOM_KEY, value={"job_id": job_id, "conn_id": conn_id})
+    urls = job_link_urls(context, api, job_id)
+    for link in links:
+        ti.xcom_push(key=link().xcom_key, value=urls[link.kind])
