@@ -21,6 +21,9 @@ from tibanna_provider.watch import DEFAULT_POLL_INTERVAL, Job, JobFailed
 FIRST_EVENT_DELAY = 15.0  # seconds after a deferral before a trigger may report the end of a job
 
 
+GATHER_SECONDS = 0.2  # how long a new poller waits for the other watchers of its first round
+
+
 class StatusPoller:
     """Reads the status of every watched job in one query per interval, for all its watchers.
 
@@ -69,6 +72,9 @@ class StatusPoller:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        # Triggers deferred together reach the poller a moment apart (each reads its connection
+        # first): let them all join before the first query.
+        await asyncio.sleep(min([GATHER_SECONDS, *(interval for _, interval in self._watchers.values())]))
         while self._watchers:
             job_ids = sorted(set().union(*(ids for ids, _ in self._watchers.values())))
             interval = min(interval for _, interval in self._watchers.values())
