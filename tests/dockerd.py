@@ -158,8 +158,9 @@ class DockerDaemon:
         out = self.docker("ps", "-a", "--format", "{{.Names}}").stdout
         return [line for line in out.splitlines() if line]
 
-    def stop(self) -> None:
-        """Remove all containers, SIGTERM dockerd (SIGKILL after STOP_TIMEOUT), unmount leftovers, remove the folder."""
+    def stop(self, *, keep: bool = False) -> None:
+        """Remove all containers, SIGTERM dockerd (SIGKILL after STOP_TIMEOUT), unmount leftovers and
+        remove the folder (`keep`: keep it, images and all, for another `start`)."""
         if self.process is not None and self.process.poll() is None:
             ids = self.docker("ps", "-aq", check=False, timeout=30).stdout.split()
             if ids:
@@ -172,7 +173,8 @@ class DockerDaemon:
                 self.process.wait()
         self._end_containerd()
         self._unmount_all()
-        self._remove_root()
+        if not keep:
+            self._remove_root()
 
     def _end_containerd(self) -> None:
         """The containerd this dockerd started, if it outlived a killed daemon."""

@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 
 from tibanna import exceptions, protocol
+from tibanna.agent.container import remove_job_containers
 from tibanna.backends.local.index import Index
 from tibanna.backends.local.resources import machine_capacity
 from tibanna.storage import LocalStore
@@ -112,6 +113,7 @@ def finalize(index: Index, store: LocalStore, jobid: str, from_phases: tuple[str
     """
     if not index.claim_finalize(jobid, from_phases):
         return False
+    remove_job_containers(Home(index.path.parent).workdir(jobid))  # a killed or lost job's containers
     row = index.row(jobid)
     bucket = row["log_bucket"]
     present = [m for m in protocol.TERMINAL_MARKERS if store.exists(bucket, protocol.key(jobid, m))]
