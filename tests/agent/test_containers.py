@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -211,3 +212,41 @@ def test_cgroup_v1_files_are_read(tmp_path: Path) -> None:
     cgroup = Cgroup.of_parent("/tibanna-j2", "cgroupfs", 1, mounts)
     assert cgroup is not None
     assert (cgroup.cpu_seconds(), cgroup.memory_bytes(), cgroup.read_bytes()) == (1.5, 900, 2048)
+
+
+def test_sigterm_to_the_agent_removes_the_container(runs: Runs, docker: DockerDaemon) -> None:
+    import subprocess
+    import sys
+
+    from agent_helpers import LOG_BUCKET
+    from jobhelpers import processes_with, wait_for
+
+    marker = f"sigterm{os.getpid()}"
+    jobid = runs.submit(describe(f"while :; do :; done # {marker}"))
+    agent = subprocess.Popen([sys.executable, "-m", "tibanna.agent", "--jobid", jobid, "--log-bucket", LOG_BUCKET,
+                              "--workdir", str(runs.workdir(jobid)), "--store", f"local:{runs.store.root}",
+                              "--container-runtime", "docker"])
+    try:
+        wait_for(lambda: processes_with(marker) and leftovers(docker, jobid), timeout=30)
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=30) == 1
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert leftovers(docker, jobid) == [] and not processes_with(marker)
+    assert runs.markers(jobid) == [] and "terminated (SIGTERM)" in runs.log(jobid, protocol.LOG)
+
+
+def test_snakemake_command_runs_in_its_container_image(runs: Runs, docker: DockerDaemon) -> None:
+    docker.tag("snakemake/snakemake:v9.16.3")
+    workflow = Path(__file__).parents[1] / "data/workflows/snakemake"
+    for name in ("Snakefile", "rules/upper.smk"):
+        runs.store.put_file("wf-bucket", f"snake/{name}", workflow / name)
+    command = "ls Snakefile rules/upper.smk > /data1/out/seen; test -f /.dockerenv && pwd >> /data1/out/seen"
+    description = describe(command,
+                           language="snakemake", container_image="snakemake/snakemake:v9.16.3",
+                           snakemake_directory_url="s3://wf-bucket/snake", snakemake_main_filename="Snakefile",
+                           snakemake_child_filenames=["rules/upper.smk"], outputs={"file:///data1/out/seen": "seen"})
+    jobid, code = in_docker(runs, description)
+    assert code == 0, runs.log(jobid, protocol.LOG)
+    assert runs.output("seen") == "Snakefile\nrules/upper.smk\n/data1/snakemake\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,4 @@ def test_cwl_and_wdl_steps_run_in_their_images_and_leave_docker_as_found(api, ho
     assert images_started(docker, cwl, since) == images_started(docker, wdl, since) == {IMAGE}
     assert swarm_and_networks(docker) == before == ("inactive", ["host", "none"])
     assert job_containers(docker, cwl) == job_containers(docker, wdl) == []
+    assert not [p for j in (cwl, wdl) for p in Path("/sys/fs/cgroup").glob(f"*/tibanna-{j}")]  # parents removed
