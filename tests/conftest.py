@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from dockerd import DockerDaemon, DockerUnavailable
 from jobhelpers import shell_job, wait_done, wait_for  # noqa: F401  (re-exported for older imports)
 
 os.environ.setdefault("TIBANNA_SUPERVISOR_IDLE_SECONDS", "3")
@@ -34,3 +35,33 @@ def api(home: Path):
     from tibanna.core import API
 
     return API()
+
+
+@pytest.fixture(scope="session")
+def docker_daemon():
+    """A private dockerd for this test session (one per xdist worker) with `local/busybox:1` built.
+
+    Skips where no daemon can be started (not root, docker.io not installed); under CI=true that
+    is a failure, so the container suite never silently stops running. Tests that use it get
+    DOCKER_HOST pointing at it (see `_docker_host`); others do not see it.
+    """
+    try:
+        daemon = DockerDaemon().start()
+    except DockerUnavailable as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs a docker daemon: {err}")
+        pytest.skip(f"no private docker daemon: {err}")
+    try:
+        daemon.build_busybox_image()
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(autouse=True)
+def _docker_host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DOCKER_HOST set to the private daemon for the tests that use `docker_daemon`, and only for them."""
+    if "docker_daemon" in request.fixturenames:
+        daemon = request.getfixturevalue("docker_daemon")
+        monkeypatch.setenv("DOCKER_HOST", daemon.host)
+        monkeypatch.delenv("DOCKER_CONTEXT", raising=False)

@@ -185,30 +185,6 @@ def test_project_bin_is_first_on_path(runs: Runs) -> None:
     assert runs.output("py").strip() == os.path.join(os.path.dirname(sys.executable), "python")
 
 
-def test_container_runtime(runs: Runs, fake_docker) -> None:
-    jobid, code = runs.run(describe('echo "hi \\$WHO \\$N" > /data1/out/x',
-                                    input_env={"WHO": "world", "N": 2}, outputs={"file:///data1/out/x": "x"}),
-                           container_runtime="docker")
-    assert code == 0, runs.log(jobid, protocol.LOG)
-    [call] = fake_docker()
-    data1 = runs.workdir(jobid) / "data1"
-    assert call[:3] == ["run", "--rm", "--name"]
-    assert f"{data1}:/data1:rw" == call[call.index("-v") + 1]
-    assert call[call.index("-w") + 1] == "/data1/shell"
-    assert [call[i + 1] for i, word in enumerate(call) if word == "-e"] == ["N", "WHO"]  # sorted, as upstream
-    assert call[-4:] == ["ubuntu:20.04", "sh", "-c", 'echo "hi $WHO $N" > /data1/out/x']
-    assert runs.output("x") == "hi world 2\n"
-    assert "was not used" not in runs.log(jobid, protocol.LOG)
-
-
-def test_image_that_cannot_be_pulled_fails_clearly(runs: Runs, fake_docker, monkeypatch) -> None:
-    monkeypatch.setenv("IMAGE_FAILS", "1")
-    jobid, code = runs.run(describe("true"), container_runtime="docker")
-    assert code == 1 and runs.markers(jobid) == [protocol.ERROR]
-    log = runs.log(jobid, protocol.LOG)
-    assert "pull access denied" in log and "docker could not run image ubuntu:20.04" in log
-
-
 def test_trivial_job_is_quick(runs: Runs) -> None:
     import time
 

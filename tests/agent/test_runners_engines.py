@@ -171,7 +171,7 @@ def test_cwltool_command_per_runtime(make_context: MakeContext, runtime: str | N
     assert exports["RUN_ARGS"] == f"'--cachedir {ctx.folder.data1}/tmp/c'"
 
 
-@pytest.mark.parametrize("runtime, backend", [(None, "bare"), ("docker", None), ("podman", "podman")])
+@pytest.mark.parametrize("runtime, backend", [(None, "bare"), ("docker", "podman"), ("podman", "podman")])
 def test_miniwdl_backend_per_runtime(make_context: MakeContext, runtime: str | None, backend: str | None) -> None:
     ctx = make_context(WDL_ARGS, runtime=runtime)
     runner = WdlRunner(ctx.run_json)

@@ -166,49 +166,6 @@ def test_supervisor_sigkilled_while_jobs_run(api, home):
         assert len(markers(home, jobid)) == 1
 
 
-def test_container_path_with_stand_in_docker(api, home, tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    record = tmp_path / "docker-args.json"
-    (bin_dir / "docker").write_text(textwrap.dedent(f"""\
-        #!{sys.executable}
-        import json, os, subprocess, sys
-        args = sys.argv[1:]
-        if args[:1] == ["info"]:
-            sys.exit(0)
-        if args[:1] == ["pull"]:
-            sys.exit(0)
-        with open({str(record)!r}, "a") as f:
-            f.write(json.dumps(args) + "\\n")
-        mount = args[args.index("-v") + 1].split(":")[0]
-        workdir = args[args.index("-w") + 1].replace("/data1", mount, 1)
-        env = dict(os.environ)
-        for i, a in enumerate(args):
-            if a == "-e":
-                name = args[i + 1]
-                if "=" not in name:
-                    env[name] = os.environ.get(name, "")
-        cmd = args[-1].replace("/data1", mount)
-        sys.exit(subprocess.call(["sh", "-c", cmd], cwd=workdir, env=env))
-    """))
-    (bin_dir / "docker").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    monkeypatch.setenv("TIBANNA_CONTAINER_RUNTIME", "docker")
-    job = shell_job("echo \"\\$GREETING from $(pwd)\" > /data1/out/c.txt", input_env={"GREETING": "hi"},
-                    outputs={"file:///data1/out/c.txt": "c.txt"})
-    job["args"]["container_image"] = "quay.io/example/tool:1.0"
-    jobid = api.run_workflow(job)["jobid"]
-    assert wait_done(api, jobid) == "SUCCEEDED", api.log(job_id=jobid)
-    calls = [json.loads(line) for line in record.read_text().splitlines()]
-    run = next(c for c in calls if c[0] == "run")
-    data1 = home / "jobs" / jobid / "data1"
-    assert f"{data1}:/data1:rw" in run
-    assert run[run.index("-w") + 1] == "/data1/shell"
-    assert run[run.index("-e") + 1].startswith("GREETING")
-    assert "quay.io/example/tool:1.0" in run
-    assert (bucket(home, "out-bucket") / "c.txt").read_text().startswith("hi from ")
-
-
 def test_job_folder_freed_after_shutdown_min(api, home, monkeypatch):
     import tibanna.backends.local.supervisor as sup
     from tibanna.backends.local.home import Home

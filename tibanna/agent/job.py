@@ -94,6 +94,8 @@ class _Job:
         self.runtime: str | None = None  # the runtime `command` runs in (with the runner's container_image)
         self.usable_runtime: str | None = None  # also handed to engine runners (cwl, wdl) for their own steps
         self.monitor: Monitor | None = None
+        self.containers: container.JobContainers | None = None  # set when a runtime is usable
+        self.image = ""  # the image `command` runs in
         self.mounted: list[Path] = []
         self.output_files: dict[str, dict] | None = None
 
@@ -182,16 +184,7 @@ class _Job:
         runner = runner_for(language)(run_json)
         self.folder = folder = JobFolder(self.workdir, protocol.language_family(language))
         folder.create()
-        choice = container.requested_runtime(self.defaults.container_runtime, run_json["config"])
-        self.usable_runtime = container.resolve_runtime(choice)
-        image = runner.container_image
-        if image:
-            self.runtime = self.usable_runtime
-            if self.runtime is None:
-                reason = "container_runtime is 'none'" if choice == "none" else "no docker daemon answered"
-                self.log.info(f"container_image {image} was not used ({reason}): the command runs on the host")
-            else:
-                self.log.info(f"container runtime {self.runtime}, image {image}")
+        self._choose_runtime(run_json, runner)
         mode = folder.choose_mode(self.defaults.data1_mode, in_container=self.runtime is not None)
         if mode == REWRITE:
             why = "data1_mode 'rewrite'" if self.defaults.data1_mode == REWRITE else "/data1 cannot be bind-mounted here"
@@ -206,6 +199,29 @@ class _Job:
                                cloudwatch=publisher)
         self._put_postrun()
         return runner
+
+    def _choose_runtime(self, run_json: dict, runner: Runner) -> None:
+        """The runtime for the job's containers; a runtime asked for by name is used or the job fails."""
+        choice = container.requested_runtime(self.defaults.container_runtime, run_json["config"])
+        resolution = container.resolve_runtime(choice)
+        self.usable_runtime = resolution.runtime
+        job = self.postrun["Job"]
+        job["container_runtime"] = resolution.runtime or "host"
+        if resolution.fallback:
+            job["container_fallback"] = f"container_runtime 'auto': {resolution.fallback}, so the job runs on the host"
+            self.log.info(job["container_fallback"])
+        if resolution.daemon is not None:
+            self.containers = container.JobContainers.for_job(self.jobid, resolution.daemon)
+            self.containers.save(self.workdir)
+        image = runner.container_image
+        if image:
+            self.runtime = self.usable_runtime
+            if self.runtime is None:
+                reason = "container_runtime is 'none'" if choice == "none" else "no docker daemon answered"
+                self.log.info(f"container_image {image} was not used ({reason}): the command runs on the host")
+            else:
+                self.image = image
+                self.log.info(f"container runtime {self.runtime}, image {image}")
 
     def _stage(self, run_json: dict, runner: Runner) -> RunContext:
         assert self.folder is not None
@@ -233,24 +249,27 @@ class _Job:
         env_file = self.agent_dir / "env_command_list.txt"
         env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
         command = runner.command(ctx)
-        if self.runtime is not None:
-            command = container.run_words(self.runtime, jobid=self.jobid, data1=folder.data1, workdir=folder.job_cwd,
+        path = [os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)]
+        if self.runtime is not None and self.containers is not None:
+            container.ensure_image(self.containers, runner.container_image, self.log.info)
+            command = container.run_words(self.containers, data1=folder.data1, workdir=folder.job_cwd,
                                           env_names=list(env), image=runner.container_image,
                                           read_only_mounts=self.mounted) + " " + command
+        elif self.containers is not None:  # an engine's steps: through the shim that marks their containers
+            path.insert(0, str(container.write_shim(self.containers, self.agent_dir / "bin").parent))
         on_data1 = folder.mode in (NATIVE, BIND)
         cwd = folder.job_cwd if on_data1 else str(folder.host_path(folder.job_cwd))
         # One `bash -c` string: bash runs its last command in place when that is a simple command.
         script = "\n".join(filter(None, [folder.bind_command(), f". {literal(str(env_file))}",
                                          f"cd {literal(cwd)} || exit 1", command]))
         self.log.info(f"running in {folder.job_cwd}: {command}")
-        process_env = dict(os.environ, PATH=os.pathsep.join([os.path.dirname(sys.executable),
-                                                             os.environ.get("PATH", os.defpath)]),
+        process_env = dict(os.environ, PATH=os.pathsep.join(path),
                            **{name: folder.view(value) for name, value in secrets.items()})
         with self.log.sink() as sink:
             proc = subprocess.Popen([*folder.bind_prefix(), "bash", "-c", script], stdin=subprocess.DEVNULL,
                                     stdout=sink, stderr=subprocess.STDOUT, env=process_env,
                                     cwd=folder.host_path(folder.job_cwd))
-        self.monitor.start(proc.pid)
+        self.monitor.start(proc.pid, self.containers.cgroup() if self.containers else None)
         try:
             code = proc.wait()
         finally:
@@ -296,6 +315,7 @@ class _Job:
                        total_output_size=human_size(disk_bytes(data1 / "out")))
             self.monitor.final_sample()
             job["Metrics"] = self.monitor.summary.as_metrics(psutil.virtual_memory().total)
+        self._remove_containers()
         if self.output_files is not None:
             job.setdefault("Output", {})["Output files"] = self.output_files
         if failure is not None:
@@ -307,6 +327,15 @@ class _Job:
         else:
             self.store.put_file(self.log_bucket, self.key(protocol.LOG), self.log.path)
         self.store.put_bytes(self.log_bucket, self.key(protocol.ERROR if failure else protocol.SUCCESS), b"")
+
+    def _remove_containers(self) -> None:
+        """Remove the job's containers and cgroup parent (after its last sample); root's files given back."""
+        if self.containers is None:
+            return
+        if self.runtime is not None and self.folder is not None and os.geteuid() != 0:
+            self.containers.give_back(self.folder.data1, self.image)
+        for cid in self.containers.remove(self.workdir):
+            self.log.info(f"removed container {cid[:12]} of the job")
 
     def _put_postrun(self) -> None:
         self.store.put_bytes(self.log_bucket, self.key(protocol.POSTRUN_JSON), protocol.dump_json(self.postrun))
@@ -323,8 +352,7 @@ class _Job:
         for child in psutil.wait_procs(children, timeout=3)[1]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
-        if self.runtime is not None:
-            container.stop_container(self.runtime, self.jobid)
+        self._remove_containers()
         with contextlib.suppress(OSError):
             self.store.put_file(self.log_bucket, self.key(protocol.LOG), self.log.path)
 

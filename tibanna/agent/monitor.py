@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tibanna import protocol
+from tibanna.agent.cgroups import Cgroup
 from tibanna.agent.cloudwatch import CloudWatchPublisher
 from tibanna.agent.joblog import JobLog
 from tibanna.agent.sampling import SAMPLES_HEADER, DiskMeter, Sample, SampleSummary, TreeSampler
@@ -67,9 +68,9 @@ class Monitor:
         self._thread: threading.Thread | None = None
         self._uploaded: dict[Path, tuple[int, float]] = {}  # path -> (size, monotonic time) of its last upload
 
-    def start(self, root_pid: int) -> None:
-        """Watch the tree rooted at `root_pid` until `stop`."""
-        self._sampler = TreeSampler(root_pid, self.data1, self._disk)
+    def start(self, root_pid: int, cgroup: Cgroup | None = None) -> None:
+        """Watch the tree rooted at `root_pid`, and the job's containers in `cgroup`, until `stop`."""
+        self._sampler = TreeSampler(root_pid, self.data1, self._disk, cgroup)
         prime()
         self._thread = threading.Thread(target=self._loop, args=(self._sampler,), daemon=True,
                                         name=f"tibanna-monitor-{self.jobid}")

@@ -2,7 +2,9 @@
 
 One pass over the tree per tick (psutil's oneshot reads) feeds both the samples.tsv row and the
 top snapshot. CPU is counted with the children's times of the live processes, so the work of
-short-lived commands that a live shell has reaped is not lost between ticks.
+short-lived commands that a live shell has reaped is not lost between ticks. A job's containers
+are not in the tree (their processes are the runtime's): their CPU, memory and reads come from
+the job's cgroup (cgroups.py), and their processes are listed in the top rows too.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from tibanna import protocol
+from tibanna.agent.cgroups import Cgroup
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -127,17 +130,18 @@ class DiskMeter:
 
 
 class TreeSampler:
-    """Samples the tree rooted at `root_pid` (None: no process, only the machine and the folder)."""
+    """Samples the tree rooted at `root_pid` (None: no process, only the machine and the folder)
+    and the processes of `cgroup`, the job's containers, if any."""
 
-    def __init__(self, root_pid: int | None, data1: Path, disk: DiskMeter) -> None:
-        self.data1, self.disk = data1, disk
+    def __init__(self, root_pid: int | None, data1: Path, disk: DiskMeter, cgroup: Cgroup | None = None) -> None:
+        self.data1, self.disk, self.cgroup = data1, disk, cgroup
         self._root = _process(root_pid)
         self._ncpu = psutil.cpu_count() or 1
         self._last_mono = time.monotonic()
-        self._last_tree_cpu = 0.0
+        self._last_tree_cpu = self._last_container_cpu = 0.0
         self._own_cpu: dict[tuple[int, float], float] = {}
-        self._live_reads: dict[tuple[int, float], int] = {}
-        self._retired_reads = 0
+        self._reads = _Reads()  # the tree's processes
+        self._container_reads = _Reads()  # the containers' processes, where the cgroup counts no reads
         self._users: dict[int, str] = {}
         self.memory = psutil.virtual_memory()
 
@@ -150,16 +154,24 @@ class TreeSampler:
         tree_cpu, rss = 0.0, 0
         own_cpu: dict[tuple[int, float], float] = {}
         reads: dict[tuple[int, float], int] = {}
-        for proc in self._tree():
+        container_reads: dict[tuple[int, float], int] = {}
+        tree = self._tree()
+        in_tree = {proc.pid for proc in tree}
+        containers = [p for p in map(_process, self.cgroup.pids() if self.cgroup else []) if p and p.pid not in in_tree]
+        for proc in [*tree, *containers]:
+            in_container = proc.pid not in in_tree
             try:
                 with proc.oneshot():
                     ident = (proc.pid, proc.create_time())
                     times = proc.cpu_times()
                     own = times.user + times.system
-                    tree_cpu += own + times.children_user + times.children_system
                     mem = proc.memory_info()
-                    rss += mem.rss
-                    reads[ident] = _read_bytes(proc)
+                    if in_container:  # counted by the cgroup, below
+                        container_reads[ident] = _read_bytes(proc)
+                    else:
+                        tree_cpu += own + times.children_user + times.children_system
+                        rss += mem.rss
+                        reads[ident] = _read_bytes(proc)
                     before = self._own_cpu.get(ident)
                     # A process new since the last tick used its time within that tick (its
                     # create_time can be a second off: the kernel's boot time is whole seconds).
@@ -174,15 +186,22 @@ class TreeSampler:
                         command=_command_line(proc)))
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-        self._retired_reads += sum(v for k, v in self._live_reads.items() if k not in reads)
-        self._live_reads = reads
+        read_bytes = self._reads.update(reads)
+        container_read_bytes = self._container_reads.update(container_reads)
+        busy = max(tree_cpu - self._last_tree_cpu, 0.0)  # the tree's total falls when its processes end
+        if self.cgroup is not None:  # the cgroup's total only grows, also after its containers ended
+            container_cpu = self.cgroup.cpu_seconds()
+            busy += max(container_cpu - self._last_container_cpu, 0.0)
+            self._last_container_cpu = container_cpu
+            rss += self.cgroup.memory_bytes()
+            read_bytes += max(self.cgroup.read_bytes(), container_read_bytes)
         self._own_cpu = own_cpu
-        cpu_percent = max(tree_cpu - self._last_tree_cpu, 0.0) / (elapsed * self._ncpu) * 100
+        cpu_percent = busy / (elapsed * self._ncpu) * 100
         self._last_tree_cpu, self._last_mono = tree_cpu, mono
         sample = Sample(time=now, cpu_percent=cpu_percent, mem_used_bytes=rss,
                         mem_available_bytes=self.memory.available, disk_used_bytes=self.disk.used(),
                         disk_total_bytes=shutil.disk_usage(self.data1).total,
-                        read_bytes=self._retired_reads + sum(reads.values()))
+                        read_bytes=read_bytes)
         rows.sort(key=lambda row: (-row.cpu_percent, row.pid))
         return sample, rows
 
@@ -202,6 +221,20 @@ class TreeSampler:
             except KeyError:
                 self._users[uid] = str(uid)
         return self._users[uid]
+
+
+class _Reads:
+    """Bytes read by a changing set of processes: those of ended ones are kept."""
+
+    def __init__(self) -> None:
+        self._live: dict[tuple[int, float], int] = {}
+        self._retired = 0
+
+    def update(self, live: dict[tuple[int, float], int]) -> int:
+        """The total with `live` the processes seen now ((pid, create_time) -> read bytes)."""
+        self._retired += sum(v for k, v in self._live.items() if k not in live)
+        self._live = live
+        return self._retired + sum(live.values())
 
 
 class SampleSummary:

@@ -4,6 +4,13 @@ Upstream runs cromwell (or caper); this agent drives miniwdl, which reads the sa
 (`inputs.yml`: plain paths, nested as the object keys) and names outputs as cromwell does
 (`<workflow>.<call>.<output>` without an output section). Its tasks run in docker or podman when
 usable, else on the host through the miniwdl-backend-bare plugin.
+
+With either runtime, miniwdl's `podman` backend runs the tasks: it is a plain single-host
+`<exe> run --rm -v ...` per task. miniwdl's default backend for docker (`docker_swarm`) would
+run `docker swarm init` on the user's daemon, making it a swarm manager with a new
+`docker_gwbridge` network, and leave it so. The podman backend always pulls first; the agent's
+runtime shim on PATH (see container.write_shim) skips that pull when the image is present, so
+local-only images work, and gives each task's container the job's label and cgroup parent.
 """
 from __future__ import annotations
 
@@ -17,8 +24,8 @@ from tibanna.agent.runners.workflow_files import EngineRunner, job_path, missing
 ENGINE = "miniwdl"
 RUN_DIR = f"{DATA1}/wdl/run"  # miniwdl's run folder (upstream: cromwell-executions under /data1/wdl)
 _BACKENDS = {None: {"MINIWDL__SCHEDULER__CONTAINER_BACKEND": "bare"},
-             "docker": {},  # miniwdl's default backend (docker_swarm)
-             "podman": {"MINIWDL__SCHEDULER__CONTAINER_BACKEND": "podman", "MINIWDL__PODMAN__EXE": '["podman"]'}}
+             **{runtime: {"MINIWDL__SCHEDULER__CONTAINER_BACKEND": "podman", "MINIWDL__PODMAN__EXE": f'["{runtime}"]'}
+                for runtime in ("docker", "podman")}}
 
 
 class WdlRunner(EngineRunner):

@@ -159,7 +159,7 @@ aws s3 cp "$WHEEL_URL" "$WHEEL" || fail "cannot download $WHEEL_URL"
 echo "$WHEEL_SHA256  $WHEEL" | sha256sum -c - || fail "checksum mismatch for $WHEEL"
 "$PY" -m venv /opt/tibanna/venv && /opt/tibanna/venv/bin/pip install -q "$WHEEL[aws]" || fail "cannot install $WHEEL"
 {_spot_watcher() if spot else ""}/opt/tibanna/venv/bin/python -m tibanna.agent --jobid "$JOBID" --log-bucket "$LOGBUCKET" \\
-  --workdir {DATA_MOUNT} --store s3 --metrics-interval 60 --log-upload-interval 60 --cloudwatch
+  --workdir {DATA_MOUNT} --store s3 --metrics-interval 60 --log-upload-interval 60 --cloudwatch --container-runtime docker
 finish
 """
 

@@ -9,6 +9,8 @@ import json
 import time
 
 from tibanna import exceptions, protocol, secret_env
+from tibanna.agent.container import remove_job_containers
+from tibanna.backends.local.home import Home
 from tibanna.backends.local.index import Index
 from tibanna.backends.local.processes import end_job_processes, worker_alive
 from tibanna.storage import LocalStore
@@ -29,6 +31,7 @@ def finalize(index: Index, store: LocalStore, jobid: str, from_phases: tuple[str
     bucket = row["log_bucket"]
     present = [m for m in protocol.TERMINAL_MARKERS if store.exists(bucket, protocol.key(jobid, m))]
     end_job_processes(jobid, row["worker_pid"], row["worker_created"], thorough=not present)
+    remove_job_containers(Home(index.path.parent).workdir(jobid))  # a killed or lost job's containers
     secret_env.Vault.for_home(index.path.parent).discard(jobid)
     error = cause = None
     if failure is None and protocol.SUCCESS in present:
