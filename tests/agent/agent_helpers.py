@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from pathlib import Path
 
 from tibanna import jobspec, protocol
@@ -30,7 +31,7 @@ class Runs:
         self.store, self.tmp_path = store, tmp_path
 
     def submit(self, description: dict) -> str:
-        jobid = description.get("jobid") or f"job{next(_ids)}"
+        jobid = description.get("jobid") or f"job{os.getpid()}n{next(_ids)}"  # unique across test processes
         parsed = jobspec.parse(description, jobid=jobid)
         self.store.put_bytes(LOG_BUCKET, protocol.key(jobid, protocol.RUN_JSON),
                              protocol.dump_json(protocol.build_run_json(parsed)))

@@ -49,7 +49,7 @@ def test_shell_job_runs_in_its_image(runs: Runs, docker: DockerDaemon) -> None:
     assert "to-stderr" in log and "exit code 0" in log
     assert f"docker run --rm --name tibanna-{jobid} --label tibanna.job={jobid}" in log
     assert runs.postrun(jobid)["Job"]["container_runtime"] == "docker"
-    assert leftovers(docker, jobid) == [] and not Path(f"/sys/fs/cgroup/cpuacct/tibanna-{jobid}").exists()
+    assert leftovers(docker, jobid) == [] and not list(Path("/sys/fs/cgroup").glob(f"*/tibanna-{jobid}"))
     assert not (runs.workdir(jobid) / container.RECORD_NAME).exists()
     out = runs.workdir(jobid) / "data1/out/x"
     assert out.stat().st_uid == 0  # written by the container's root
@@ -84,7 +84,7 @@ def test_container_cpu_memory_and_processes_are_measured(runs: Runs, docker: Doc
     assert max(float(row.split("\t")[1]) for row in samples[1:]) >= 20
     top = runs.log(jobid, protocol.TOP)
     assert "while :; do :; done" in top and "sleep 3" in top  # the container's own processes
-    assert not Path(f"/sys/fs/cgroup/memory/tibanna-{jobid}").exists()
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/tibanna-{jobid}"))
 
 
 def test_forced_runtime_without_a_daemon_never_runs_on_the_host(runs: Runs, tmp_path: Path,
@@ -250,3 +250,46 @@ def test_snakemake_command_runs_in_its_container_image(runs: Runs, docker: Docke
     jobid, code = in_docker(runs, description)
     assert code == 0, runs.log(jobid, protocol.LOG)
     assert runs.output("seen") == "Snakefile\nrules/upper.smk\n/data1/snakemake\n"
+
+
+def test_a_non_root_agent_gets_the_containers_files_back(docker: DockerDaemon) -> None:
+    """As on a laptop with docker: the container writes as root, the agent (nobody here) can still remove the folder."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from agent_helpers import LOG_BUCKET
+    from tibanna.storage import LocalStore
+
+    nobody = 65534
+    root = Path(tempfile.mkdtemp(prefix="tibanna-nonroot-"))
+    modes = {path: path.stat().st_mode for path in (docker.root, docker.socket)}
+    store = LocalStore(root / "buckets")
+    jobid = f"nonroot{os.getpid()}"
+    try:
+        root.chmod(0o755)
+        Runs(store, root).submit({**describe("mkdir -p /data1/out/d && echo x > /data1/out/d/x",
+                                             outputs={"file:///data1/out/d/x": "x"}), "jobid": jobid})
+        for path in (root, *root.rglob("*")):
+            os.chown(path, nobody, nobody)
+        docker.root.chmod(0o711)
+        docker.socket.chmod(0o666)
+        agent = subprocess.run(
+            ["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups", sys.executable, "-m",
+             "tibanna.agent", "--jobid", jobid, "--log-bucket", LOG_BUCKET, "--workdir", str(root / "work"),
+             "--store", f"local:{store.root}", "--container-runtime", "docker"],
+            env={**os.environ, "HOME": str(root)}, capture_output=True, text=True, timeout=120)
+        assert agent.returncode == 0, (agent.stderr, store.get_text(LOG_BUCKET, protocol.key(jobid, protocol.LOG)))
+        assert store.get_text("out-bucket", "x") == "x\n"
+        assert (root / "work/data1/out/d/x").stat().st_uid == nobody
+        removal = subprocess.run(["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups",
+                                  "rm", "-rf", str(root / "work")], capture_output=True, text=True)
+        assert removal.returncode == 0 and not (root / "work").exists(), removal.stderr
+        assert "cannot remove cgroup" in agent.stderr  # the daemon made the job's cgroup parent as root
+    finally:
+        for folder in Path("/sys/fs/cgroup").glob(f"*/tibanna-{jobid}"):
+            folder.rmdir()
+        for path, mode in modes.items():
+            path.chmod(mode)
+        shutil.rmtree(root, ignore_errors=True)

@@ -124,3 +124,18 @@ def test_cwl_and_wdl_steps_run_in_their_images_and_leave_docker_as_found(api, ho
     assert swarm_and_networks(docker) == before == ("inactive", ["host", "none"])
     assert job_containers(docker, cwl) == job_containers(docker, wdl) == []
     assert not [p for j in (cwl, wdl) for p in Path("/sys/fs/cgroup").glob(f"*/tibanna-{j}")]  # parents removed
+
+
+def test_metrics_report_of_a_container_job(api, home, docker):
+    """The issue's case: busy on one core of two and holding 250 MB, in a container."""
+    from tibanna.metrics.report import read_report_tsv
+
+    jobid = api.run_workflow(shell_job("dd if=/dev/zero bs=250M count=1 2>/dev/null | sleep 4 & "
+                                       "timeout 4 sh -c 'while :; do :; done'; wait"))["jobid"]
+    assert wait_done(api, jobid, timeout=60) == "SUCCEEDED", api.log(job_id=jobid)
+    api.plot_metrics(jobid, open_browser=False)
+    metrics = home / "buckets/log-bucket" / f"{jobid}.metrics"
+    report = read_report_tsv((metrics / "metrics_report.tsv").read_text())
+    assert float(report["Maximum_CPU_Utilization"]) >= 20
+    assert float(report["Maximum_Memory_Used_Mb"]) >= 180
+    assert "while :; do :; done" in (metrics / "top_cpu.tsv").read_text()

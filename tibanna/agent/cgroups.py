@@ -11,15 +11,19 @@ the systemd driver) with cpu.stat, memory.current, memory.peak and io.stat.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 MOUNTS = Path("/proc/self/mounts")
 
 
 def cgroup_mounts(mounts: Path = MOUNTS) -> tuple[dict[str, Path], Path | None]:
-    """The v1 controller mounts (controller -> folder) and the v2 mount, from /proc/self/mounts."""
+    """The v1 hierarchies (each controller, and each of their mount options, -> folder) and the v2
+    mount, from /proc/self/mounts."""
     v1: dict[str, Path] = {}
     v2: Path | None = None
     try:
@@ -34,9 +38,8 @@ def cgroup_mounts(mounts: Path = MOUNTS) -> tuple[dict[str, Path], Path | None]:
         if fields[2] == "cgroup2":
             v2 = point
         elif fields[2] == "cgroup":
-            for option in fields[3].split(","):
-                if option in ("cpuacct", "memory", "blkio", "pids", "cpu", "name=systemd"):
-                    v1[option] = point
+            for option in fields[3].split(","):  # the hierarchy's controllers among its mount options
+                v1.setdefault(option, point)
     return v1, v2
 
 
@@ -123,7 +126,9 @@ class Cgroup:
 
 
 def remove_parent(parent: str, driver: str, mounts: Path = MOUNTS) -> list[Path]:
-    """rmdir the parent (cgroupfs driver) in every hierarchy that has it; the folders left (not empty)."""
+    """rmdir the parent (cgroupfs driver) in every hierarchy that has it; the folders left that are
+    still busy (a container's cgroup not yet deleted). One this user may not remove (the daemon,
+    as root, made it) is logged and left."""
     if driver == "systemd":  # systemd owns its slices and removes them
         return []
     v1, v2 = cgroup_mounts(mounts)
@@ -134,6 +139,9 @@ def remove_parent(parent: str, driver: str, mounts: Path = MOUNTS) -> list[Path]
         if folder.is_dir():
             try:
                 folder.rmdir()
+            except PermissionError:
+                logger.warning("cannot remove cgroup %s (made by the container runtime as root); "
+                               "it is empty and may be removed by root", folder)
             except OSError:
                 left.append(folder)
     return left

@@ -95,7 +95,6 @@ class _Job:
         self.usable_runtime: str | None = None  # also handed to engine runners (cwl, wdl) for their own steps
         self.monitor: Monitor | None = None
         self.containers: container.JobContainers | None = None  # set when a runtime is usable
-        self.image = ""  # the image `command` runs in
         self.mounted: list[Path] = []
         self.output_files: dict[str, dict] | None = None
 
@@ -220,7 +219,6 @@ class _Job:
                 reason = "container_runtime is 'none'" if choice == "none" else "no docker daemon answered"
                 self.log.info(f"container_image {image} was not used ({reason}): the command runs on the host")
             else:
-                self.image = image
                 self.log.info(f"container runtime {self.runtime}, image {image}")
 
     def _stage(self, run_json: dict, runner: Runner) -> RunContext:
@@ -274,6 +272,8 @@ class _Job:
             code = proc.wait()
         finally:
             self.monitor.stop()
+        if self.runtime is not None and self.containers is not None and os.geteuid() != 0:
+            self.containers.give_back(folder.data1, runner.container_image)  # before the outputs are read
         code = 128 - code if code < 0 else code
         self.log.info(f"exit code {code}")
         if self.runtime is not None and code == container.RUNTIME_ERROR_CODE:
@@ -329,11 +329,9 @@ class _Job:
         self.store.put_bytes(self.log_bucket, self.key(protocol.ERROR if failure else protocol.SUCCESS), b"")
 
     def _remove_containers(self) -> None:
-        """Remove the job's containers and cgroup parent (after its last sample); root's files given back."""
+        """Remove the job's containers and cgroup parent (after its last sample)."""
         if self.containers is None:
             return
-        if self.runtime is not None and self.folder is not None and os.geteuid() != 0:
-            self.containers.give_back(self.folder.data1, self.image)
         for cid in self.containers.remove(self.workdir):
             self.log.info(f"removed container {cid[:12]} of the job")
 
