@@ -5,8 +5,8 @@ concatenates them, in order, into fan-out/joined.txt. Against the local backend,
 declaring 1 CPU, the parts run as many at a time as the machine has cores:
     python example_dags/tibanna_fan_out_flow.py
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations` in a flow's module: a served flow is pickled with only the
+# globals its code uses, and Prefect then cannot resolve a parameter annotation given as a string.
 from prefect import flow, unmapped
 
 from tibanna_provider.prefect import TibannaSettings, run_and_wait, run_workflow, wait_for_job

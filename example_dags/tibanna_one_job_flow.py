@@ -4,8 +4,8 @@ Runs as it is against the local backend (jobs under TIBANNA_HOME, default ~/.tib
     python example_dags/tibanna_one_job_flow.py
 The greeting lands in the local bucket folder TIBANNA_HOME/buckets/tibanna-data/hello/hello.txt.
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations` in a flow's module: a served flow is pickled with only the
+# globals its code uses, and Prefect then cannot resolve a parameter annotation given as a string.
 from prefect import flow
 
 from tibanna_provider.prefect import TibannaSettings, run_and_wait

@@ -1,6 +1,6 @@
 """`run_and_wait`: one Tibanna job from submission to its postrun summary, as a Prefect flow."""
-from __future__ import annotations
-
+# No `from __future__ import annotations` in a flow's module: a served flow is pickled with only the
+# globals its code uses, and Prefect then cannot resolve a parameter annotation given as a string.
 from typing import Any
 
 from prefect import Task, flow
