@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from uuid import UUID
 
 import pytest
-from prefect import flow
+from prefect import flow, get_client
 from prefect.context import FlowRunContext
+from prefect.states import Cancelling
 
 from prefect_helpers import DATA_BUCKET, all_jobs, job, read_object
 from tibanna.core import API
@@ -21,6 +23,7 @@ from tibanna_provider.prefect import (
     cost,
     cost_estimate,
     kill,
+    kill_flow_run_jobs,
     rerun,
     run_and_wait,
     run_workflow,
@@ -160,6 +163,59 @@ def test_a_flow_retry_after_a_failed_job_starts_a_fresh_one(home, caplog):
     first = rows[-1]["jobid"]
     assert [(r["jobid"], r["status"]) for r in rows] == [(f"{first}-2", "FAILED"), (first, "FAILED")]
     assert API().backend.get(job_id=f"{first}-2").rerun_of == first
+
+
+def test_a_parent_flow_retry_reattaches_to_the_job_of_its_subflow(home):
+    @flow(retries=1, retry_delay_seconds=0)
+    def parent():
+        summary = run_and_wait(job("echo once"), poll_interval=0.5)
+        if FlowRunContext.get().flow_run.run_count == 1:
+            raise RuntimeError("lost after the subflow")  # the retry runs run_and_wait as a new subflow run
+        return summary["jobid"]
+
+    job_id = parent()
+    assert [(r["jobid"], r["status"]) for r in all_jobs()] == [(job_id, "SUCCEEDED")]
+
+
+def test_a_parent_flow_retry_after_a_failed_job_starts_key_2(home):
+    @flow(retries=1, retry_delay_seconds=0)
+    def parent():
+        return run_and_wait.with_options(retries=0)(job("exit 1"), poll_interval=0.5)
+
+    with pytest.raises(AWSEMJobErrorException):
+        parent()
+    first = all_jobs()[-1]["jobid"]
+    assert [(r["jobid"], r["status"]) for r in all_jobs()] == [(f"{first}-2", "FAILED"), (first, "FAILED")]
+    assert API().backend.get(job_id=f"{first}-2").rerun_of == first
+
+
+def test_a_key_of_yours_names_the_job_across_flow_runs(home):
+    @flow
+    def nightly(command: str) -> str:
+        job_id = run_workflow(job(command), key="nightly")
+        wait_for_job(job_id, poll_interval=0.5, return_state=True)
+        return job_id
+
+    assert [nightly("exit 2"), nightly("true"), nightly("true")] == ["nightly", "nightly-2", "nightly-2"]
+    assert [(r["jobid"], r["status"]) for r in all_jobs()] == [("nightly-2", "SUCCEEDED"), ("nightly", "FAILED")]
+    assert API().backend.get(job_id="nightly-2").rerun_of == "nightly"
+
+
+def test_the_hook_kills_the_jobs_of_a_flow_run_and_its_subflows(home):
+    @flow
+    def starts_two() -> tuple[str, str, UUID]:
+        return run_workflow(job("sleep 30")), sub(), FlowRunContext.get().flow_run.id
+
+    @flow
+    def sub() -> str:
+        return run_workflow(job("sleep 31"))
+
+    outer, inner, flow_run_id = starts_two()
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(flow_run_id)
+    kill_flow_run_jobs(starts_two, flow_run, Cancelling())
+    assert {r["jobid"]: r["status"] for r in all_jobs()} == {outer: "ABORTED", inner: "ABORTED"}
+    kill_flow_run_jobs(starts_two, flow_run, Cancelling())  # finished jobs are left as they are
 
 
 def test_different_calls_are_different_jobs_and_a_given_jobid_is_kept(home):

@@ -4,9 +4,15 @@ Every task works in sync flows; its twin with an `a` prefix (`arun_workflow`, `a
 ...) is the same task for async flows, to `await`. Without `settings`, `API()`'s defaults from
 the environment apply (`TIBANNA_BACKEND`, `TIBANNA_HOME`, ...).
 
-Submission is idempotent: `run_workflow` derives the job id from the flow run and what it
-submits, so a retry of the task or of its flow re-attaches to the job it started, unless that
-job ended FAILED, TIMED_OUT or ABORTED; then the retry starts a fresh job, `<key>-2`, `<key>-3`...
+Submission is idempotent: `run_workflow` derives the job id from the root flow run (the
+outermost one, whose id a retry keeps) and what it submits, so a retry of the task, of its flow
+or of any flow above it re-attaches to the job it started, unless that job ended FAILED,
+TIMED_OUT or ABORTED; then the retry starts a fresh job, `<key>-2`, `<key>-3`... linked to the
+one it replaces with `rerun_of`.
+
+Each job is also noted on its flow run and the runs above it (a `tibanna.job.<jobid>` label), so
+that `kill_flow_run_jobs`, the flows' `on_cancellation` and `on_crashed` hook, can end the jobs of
+a cancelled or crashed flow run.
 """
 from __future__ import annotations
 
@@ -15,13 +21,18 @@ import hashlib
 import json
 import logging
 import string
+import threading
 from typing import Any, Callable, Coroutine, ParamSpec, TypeVar
+from uuid import UUID
 
 import anyio
-from prefect import Task, task
+from prefect import Flow, Task, get_client, task
+from prefect.client.schemas.objects import FlowRun
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
+from prefect.logging.loggers import flow_run_logger
+from prefect.states import State
 from prefect.utilities.asyncutils import run_coro_as_sync, run_sync_in_worker_thread
 
 from tibanna import exceptions, jobspec, protocol
@@ -64,18 +75,34 @@ def _async_twin(sync_task: Task[P, R]) -> Task[P, Coroutine[Any, Any, R]]:
 
 
 # Submission -------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=256)
+def _flow_run_chain(flow_run_id: UUID) -> tuple[UUID, ...]:
+    """This flow run and the runs above it (a subflow's parent, its parent...), innermost first, root last."""
+    chain = [flow_run_id]
+    with get_client(sync_client=True) as client:
+        parent_task_run = client.read_flow_run(flow_run_id).parent_task_run_id
+        while parent_task_run is not None:
+            parent = client.read_task_run(parent_task_run).flow_run_id
+            if parent is None:
+                break
+            chain.append(parent)
+            parent_task_run = client.read_flow_run(parent).parent_task_run_id
+    return tuple(chain)
+
+
 def job_key(description: dict, step_function: str | None) -> str | None:
     """The job id this task run submits under: 12 letters and digits, as upstream's job ids.
 
-    Derived from the flow run (or, for a task run outside any flow, the task run) and from what is
-    submitted, so every try of the same call gets the same id and two different calls in one flow
-    run get different ones. None outside a task run (a plain `run_workflow.fn(...)` call).
+    Derived from the root flow run (or, for a task run outside any flow, the task run) and from
+    what is submitted: every try of the same call, and every retry of a flow above it (a retried
+    parent gives its subflows new run ids, not itself), gets the same id; two different calls
+    get different ones. None outside a task run (a plain `run_workflow.fn(...)` call).
     """
     context = TaskRunContext.get()
     if context is None:
         return None
     run = context.task_run
-    owner = run.flow_run_id or run.id
+    owner = _flow_run_chain(run.flow_run_id)[-1] if run.flow_run_id else run.id
     identity = json.dumps([str(owner), step_function, description], sort_keys=True, default=str)
     number = int.from_bytes(hashlib.sha256(identity.encode()).digest(), "big")
     chars = []
@@ -83,6 +110,58 @@ def job_key(description: dict, step_function: str | None) -> str | None:
         number, digit = divmod(number, len(_JOBID_ALPHABET))
         chars.append(_JOBID_ALPHABET[digit])
     return "".join(chars)
+
+
+JOB_LABEL = "tibanna.job."  # a flow run's label `tibanna.job.<jobid>` holds the settings the job runs under
+_labelling = threading.Lock()  # the server merges labels read-then-write: one update at a time
+
+
+def _note_job(job_id: str, settings: TibannaSettings) -> None:
+    """Label the current flow run and every run above it with the job, for `kill_flow_run_jobs`."""
+    context = TaskRunContext.get()
+    if context is None or context.task_run.flow_run_id is None:
+        return
+    fields = settings.model_dump(include=set(TibannaSettings.model_fields), exclude_none=True)
+    label = {JOB_LABEL + job_id: json.dumps(fields, sort_keys=True)}
+    with _labelling, get_client(sync_client=True) as client:
+        for flow_run_id in _flow_run_chain(context.task_run.flow_run_id):
+            client.update_flow_run_labels(flow_run_id, label)
+
+
+def kill_flow_run_jobs(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """Kill the running jobs that a flow run (or a subflow of it) started: an `on_cancellation`/`on_crashed` hook.
+
+    As Airflow's `on_kill`, it ends the job of a run that will not watch it any more: a cancelled
+    flow run's jobs end ABORTED. A finished job is left as it is. `run_and_wait` and the example
+    flows carry it; add it to a flow of yours that submits jobs.
+
+    Example:
+        ```python
+        from prefect import flow
+        from tibanna_provider.prefect import kill_flow_run_jobs, run_workflow, wait_for_job
+
+        JOB = {"args": {"language": "shell", "command": "echo hello", "container_image": "ubuntu:20.04",
+                        "output_S3_bucket": "my-data"},
+               "config": {"log_bucket": "my-logs", "cpu": 1, "mem": 1}}
+
+        @flow(on_cancellation=[kill_flow_run_jobs], on_crashed=[kill_flow_run_jobs])
+        def hello() -> dict:
+            return wait_for_job(run_workflow(JOB))
+
+        hello()
+        ```
+    """
+    logger = flow_run_logger(flow_run, flow)
+    with get_client(sync_client=True) as client:
+        labels = client.read_flow_run(flow_run.id).labels
+    for name, fields in labels.items():
+        if not name.startswith(JOB_LABEL):
+            continue
+        job_id = name[len(JOB_LABEL):]
+        api = TibannaSettings(**json.loads(str(fields))).get_api()
+        if api.check_status(job_id=job_id) == protocol.RUNNING:
+            logger.info("the flow run is %s: killing its job %s", state.name.lower(), job_id)
+            api.kill(job_id=job_id)
 
 
 def _current_job(api: API, key: str) -> tuple[str, str | None, str | None]:
@@ -101,13 +180,16 @@ def _current_job(api: API, key: str) -> tuple[str, str | None, str | None]:
 
 
 @task
-def run_workflow(input_json: dict | str, settings: TibannaSettings | None = None, jobid: str | None = None) -> str:
+def run_workflow(input_json: dict | str, settings: TibannaSettings | None = None, jobid: str | None = None,
+                 key: str | None = None) -> str:
     """Submit a job (a description dict or a JSON file) and return its job id.
 
-    A retry re-attaches to the job an earlier try submitted (see `job_key`); so does the same
-    description submitted twice in one flow run, as Prefect's default cache key (inputs and run)
-    would have it. A `jobid` given here or in the description is used as it is: the same id
-    always means the same job, whatever ended it.
+    A retry, of this task or of a flow above it, re-attaches to the job an earlier try submitted
+    (see `job_key`); so does the same description submitted twice under one root flow run, as
+    Prefect's default cache key (inputs and run) would have it. A `key` of yours names the job
+    instead, in any flow run: the job `key`, or after it failed, `key-2` and so on. A `jobid`
+    given here or in the description is used as it is: the same id always means the same job,
+    whatever ended it.
 
     Example:
         Submit a job and wait for it:
@@ -131,15 +213,17 @@ def run_workflow(input_json: dict | str, settings: TibannaSettings | None = None
     api = settings.get_api()
     description = jobspec.load_description(input_json)
     jobid = jobid or description.get("jobid")
-    key = None if jobid else job_key(description, settings.step_function)
+    key = None if jobid else key or job_key(description, settings.step_function)
     replaces = None
     if key:
         jobid, status, replaces = _current_job(api, key)
         if status:
             _logger().info("re-attaching to job %s (%s): this flow run submitted it before", jobid, status)
+            _note_job(jobid, settings)
             return jobid
     result = api.run_workflow(description, sfn=settings.step_function, jobid=jobid, open_browser=False,
                               verbose=False, rerun_of=replaces)
+    _note_job(result["jobid"], settings)
     _logger().info("submitted job %s; its log: %s", result["jobid"], result["_tibanna"]["url"])
     return result["jobid"]
 
