@@ -19,9 +19,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
-from tibanna import jobspec, protocol
+from tibanna import exceptions, jobspec, protocol
 from tibanna.backends.base import Backend, JobRecord
-from tibanna.exceptions import UserInputError
+from tibanna.exceptions import TibannaError, UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,10 @@ LONG_COLUMNS = SHORT_COLUMNS + ("instance_id", "instance_start_time", "instance_
                                 "ip", "key", "password")
 RERUN_OVERRIDES = ("instance_type", "shutdown_min", "ebs_size", "ebs_type", "ebs_iops", "ebs_throughput", "key_name")
 _WORKFLOW_FIELDS = {"cwl": "cwl", "wdl": "wdl", "snakemake": "snakemake"}
+# A job's files an orchestrator links to, by name (see API.links).
+JOB_FILES = {"log": protocol.LOG, "postrun": protocol.POSTRUN_JSON, "metrics": protocol.METRICS_DIR + "metrics.html"}
+RESTARTED_AFTER = (protocol.FAILED, protocol.TIMED_OUT, protocol.ABORTED)  # submit_or_attach starts a new job
+_GENERATION_BATCH = 10  # job ids of one key looked up per query
 
 
 def create_jobid() -> str:
@@ -393,6 +397,103 @@ class API:
             update_cost_estimate_tsv(self.backend.store, record.log_bucket, record.jobid, *estimate)
         return estimate
 
+    # Orchestrators (Airflow, Prefect) ---------------------------------------------------------------
+    sfn: str | None = None  # the step function `submit_or_attach` uses when given none (see from_settings)
+
+    @classmethod
+    def from_settings(cls, backend: str | None = None, *, home: str | None = None, region: str | None = None,
+                      profile: str | None = None, endpoint_url: str | None = None,
+                      sfn: str | None = None) -> API:
+        """An API from an orchestrator's saved settings (an Airflow connection, a Prefect block).
+
+        Empty settings fall back to the environment, as `API()` does; settings of the other backend
+        are ignored (`home` on aws; `region`, `profile`, `endpoint_url` on local). `sfn` becomes the
+        step function `submit_or_attach` uses by default.
+        """
+        name = API(backend).backend_name
+        options = {"home": home} if name == "local" else {
+            "region": region, "profile": profile, "endpoint_url": endpoint_url}
+        api = cls(name, **{option: value for option, value in options.items() if value})
+        api.sfn = sfn or None
+        return api
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        """One job as an orchestrator sees it (see `jobs`); None for an unknown job."""
+        found = self.jobs([job_id])
+        return found[0] if found else None
+
+    def jobs(self, job_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Jobs by id in one query, in the given order, unknown ids left out.
+
+        Each is `{jobid, status, error, cause, name, sfn, exec_arn, log_bucket, rerun_of,
+        start_time, stop_time}`: `error` is upstream's error name (e.g. `AWSEMJobErrorException`)
+        and `cause` a one-line reason, both None unless the job ended otherwise than SUCCEEDED;
+        times are epoch seconds.
+        """
+        return [_job_dict(record) for record in self.backend.get_many(list(job_ids))]
+
+    def job_failure(self, job: dict[str, Any], log_tail: int = 20) -> TibannaError:
+        """A job that did not succeed as its own exception (`AWSEMJobErrorException`, ...): its status,
+        error name and cause, and the last `log_tail` lines of its log."""
+        text = self.log(job_id=job["jobid"], logbucket=job["log_bucket"], quiet=True) if log_tail > 0 else ""
+        return job_error(job, text, log_tail)
+
+    def submit_or_attach(self, input_json: dict | str | os.PathLike, key: str,
+                         sfn: str | None = None) -> dict[str, Any]:
+        """Submit the job of an idempotency `key` unless it exists: what an orchestrator's task calls
+        on every try.
+
+        The first job of a key has the id `key`. While the key's last job is RUNNING or once it
+        SUCCEEDED, this attaches to it and starts nothing; after it ended FAILED, TIMED_OUT or
+        ABORTED, this starts `<key>-2` (then `-3`, ...) linked to it by `rerun_of`. Concurrent calls
+        with one key start one job (submission is idempotent per job id).
+
+        Returns the job (as `job`) with `attached` (True when it existed already).
+        """
+        previous, generation = None, 0
+        while True:
+            ids = [_generation_id(key, n) for n in range(generation + 1, generation + 1 + _GENERATION_BATCH)]
+            found = {j["jobid"]: j for j in self.jobs(ids)}
+            known = [n for n, jobid in enumerate(ids, start=generation + 1) if jobid in found]
+            if known:
+                generation, previous = known[-1], found[_generation_id(key, known[-1])]
+            if len(known) < _GENERATION_BATCH:
+                break
+        if previous is not None and previous["status"] not in RESTARTED_AFTER:
+            return previous | {"attached": True}
+        jobid = _generation_id(key, generation + 1)
+        self.run_workflow(input_json, sfn=sfn or self.sfn, jobid=jobid, verbose=False, open_browser=False,
+                          rerun_of=previous["jobid"] if previous else None)
+        if previous is not None:
+            log.info("job %s ended %s; started job %s in its place", previous["jobid"], previous["status"], jobid)
+        return self.job(jobid) | {"attached": False}
+
+    def links(self, job_id: str, expires: int = 3600) -> dict[str, str]:
+        """Where a person looks at a job: `log`, `postrun` (JSON), `metrics` (the report) and `execution`.
+
+        On local, file URLs of the objects (an orchestrator's server may serve them, see `job_file`)
+        and no execution (''). On AWS, the Step Functions console page of the execution and
+        pre-signed GET URLs of the log-bucket objects, valid for `expires` seconds (objects are
+        never made public). An object that does not exist yet gets its URL all the same.
+        """
+        record = self._record(job_id=job_id)
+        keys = {name: protocol.key(record.jobid, suffix) for name, suffix in JOB_FILES.items()}
+        store = self.backend.store
+        if self.backend.name == "local":
+            urls = {name: store.path(record.log_bucket, k).resolve().as_uri() for name, k in keys.items()}
+            return urls | {"execution": ""}
+        s3 = store.s3
+        urls = {name: s3.generate_presigned_url("get_object", Params={"Bucket": record.log_bucket, "Key": k},
+                                                ExpiresIn=int(expires)) for name, k in keys.items()}
+        return urls | {"execution": self._execution_url(record.exec_arn, {})}
+
+    def job_file(self, job_id: str, name: str) -> bytes | None:
+        """One of a job's files by its `links` name (`log`, `postrun`, `metrics`); None until it exists."""
+        if name not in JOB_FILES:
+            raise UserInputError(f"name: {name!r} is not one of {', '.join(JOB_FILES)}")
+        record = self._record(job_id=job_id)
+        return self.backend.store.get_bytes(record.log_bucket, protocol.key(record.jobid, JOB_FILES[name]))
+
     # Admin verbs -------------------------------------------------------------------------------------
     def setup_tibanna_env(self, buckets: str | Iterable[str] = "", usergroup_tag: str = "default",
                           no_randomize: bool = False, do_not_delete_public_access_block: bool = False,
@@ -480,3 +581,29 @@ def _buckets_of(job: dict) -> set[str]:
         if field.endswith("_directory_url") and isinstance(value, str) and value.startswith("s3://"):
             found.add(value[5:].split("/", 1)[0])
     return {b for b in found if b}
+
+
+def _job_dict(record: JobRecord) -> dict[str, Any]:
+    return {"jobid": record.jobid, "status": record.status, "error": record.error, "cause": record.cause,
+            "name": record.name, "sfn": record.sfn, "exec_arn": record.exec_arn, "log_bucket": record.log_bucket,
+            "rerun_of": record.rerun_of, "start_time": record.start_time, "stop_time": record.stop_time}
+
+
+def _generation_id(key: str, generation: int) -> str:
+    """The id of the n-th job of an idempotency key: `key`, `key-2`, `key-3`, ..."""
+    return key if generation == 1 else f"{key}-{generation}"
+
+
+def job_error(job: dict[str, Any], log_text: str = "", log_tail: int = 20) -> TibannaError:
+    """The exception of a job that did not succeed: its own class by error name (TibannaError for
+    an unknown or missing name), with its status, cause and the last `log_tail` lines of `log_text`."""
+    error_class = getattr(exceptions, job.get("error") or "", None)
+    if not (isinstance(error_class, type) and issubclass(error_class, TibannaError)):
+        error_class = TibannaError
+    message = f"job {job['jobid']} {job['status']}"
+    message += f" with {job['error']}" if job.get("error") else ""
+    message += f": {job['cause']}" if job.get("cause") else ""
+    tail = log_text.splitlines()[-log_tail:] if log_tail > 0 else []
+    if tail:
+        message += f"\nlast {len(tail)} lines of its log:\n" + "\n".join(tail)
+    return error_class(message)

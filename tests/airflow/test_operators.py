@@ -21,7 +21,6 @@ from tibanna_provider.operators.tibanna import (
     TibannaPlotMetricsOperator,
     TibannaRerunOperator,
     TibannaRunWorkflowOperator,
-    attempt_job_id,
     task_job_id,
 )
 from tibanna_provider.triggers.tibanna import TibannaJobTrigger
@@ -40,7 +39,7 @@ def run_op(input_json: dict, **kwargs) -> TibannaRunWorkflowOperator:
 ])
 def test_task_job_ids_are_valid_readable_and_distinct(dag_id, task_id, run_id, map_index):
     jobid = task_job_id(dag_id, task_id, run_id, map_index)
-    assert protocol.JOBID_PATTERN.fullmatch(attempt_job_id(jobid, 99999))
+    assert protocol.JOBID_PATTERN.fullmatch(f"{jobid}-99999")
     assert jobid == task_job_id(dag_id, task_id, run_id, map_index)  # stable across tries and processes
     assert jobid.startswith(dag_id.strip("_").replace(" ", "_").replace(":", "_")[:20])
     others = {task_job_id(dag_id, task_id, run_id + "x", map_index),
@@ -78,7 +77,7 @@ def test_a_try_after_a_failed_job_starts_a_fresh_one_named_after_it(home):
     with pytest.raises(TibannaJobFailed) as failure:
         run_op(job).execute(context())
     base = task_job_id("dag", "task", context()["ti"].run_id)
-    assert str(failure.value).startswith(f"Tibanna job {base} FAILED: AWSEMJobErrorException")
+    assert str(failure.value).startswith(f"job {base} FAILED with AWSEMJobErrorException")
     assert "no reference genome" in str(failure.value)
     ctx = context()
     with pytest.raises(TibannaJobFailed):
@@ -90,18 +89,27 @@ def test_a_try_after_a_failed_job_starts_a_fresh_one_named_after_it(home):
 
 
 def test_deferrable_run_defers_with_a_trigger_and_completes_from_its_event(home):
-    op = run_op(shell_job("sleep 1"), deferrable=True, max_wait=timedelta(hours=2))
+    op = run_op(shell_job("sleep 2"), deferrable=True, max_wait=timedelta(hours=2), defer_after=0.2)
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context())
     trigger = deferred.value.trigger
-    assert isinstance(trigger, TibannaJobTrigger) and trigger.kill_on_kill  # a user's kill ends the job
-    assert deferred.value.method_name == "execute_complete" and deferred.value.timeout == timedelta(hours=2)
+    assert isinstance(trigger, TibannaJobTrigger)
+    assert trigger.owner == {"dag_id": "dag", "task_id": "task", "run_id": context()["ti"].run_id, "map_index": -1}
+    assert trigger.not_before >= time.time() + 14  # no event within seconds of the deferral
+    assert deferred.value.method_name == "execute_complete"
+    assert timedelta(hours=2) - timedelta(seconds=5) < deferred.value.timeout <= timedelta(hours=2)
     jobid = trigger.job_ids[0]
     assert op.execute_complete({}, {"status": "success", "job_ids": [jobid], "statuses": {}}) == jobid
     with pytest.raises(TibannaJobFailed, match="boom"):
         op.execute_complete({}, {"status": "error", "job_ids": [jobid], "message": "boom"})
     assert wait_done(API(), jobid) == "SUCCEEDED"
-    assert run_op(shell_job("sleep 1"), deferrable=True).execute(context()) == jobid  # done: no deferral
+    assert run_op(shell_job("sleep 2"), deferrable=True).execute(context()) == jobid  # done: no deferral
+
+
+def test_a_deferrable_task_whose_job_ends_quickly_never_defers(home):
+    op = run_op(shell_job("sleep 1"), deferrable=True)  # defer_after (10 s) outlasts the job
+    jobid = op.execute(context())
+    assert API().check_status(job_id=jobid) == "SUCCEEDED"
 
 
 def test_on_kill_ends_the_job_and_leaves_nothing_running(home):

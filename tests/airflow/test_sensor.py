@@ -33,16 +33,16 @@ def sensor(job_ids, **kwargs) -> TibannaJobSensor:
 
 
 def test_poke_reads_many_jobs_in_one_query(jobs):
-    with mock.patch.object(API, "stat", autospec=True, side_effect=API.stat) as stat:
+    with mock.patch.object(API, "jobs", autospec=True, side_effect=API.jobs) as query:
         result = sensor([jobs["done"], jobs["running"]]).poke({})
     assert not result.is_done
-    (call,) = stat.call_args_list
-    assert call.kwargs["job_ids"] == [jobs["done"], jobs["running"]]
+    (call,) = query.call_args_list
+    assert call.args[1] == [jobs["done"], jobs["running"]]
     assert sensor(jobs["done"]).execute({}) == {jobs["done"]: "SUCCEEDED"}
 
 
 def test_a_failed_job_fails_the_sensor_for_good_or_skips_it_with_soft_fail(jobs):
-    with pytest.raises(AirflowFailException, match=f"Tibanna job {jobs['failed']} FAILED: AWSEMJobErrorException"):
+    with pytest.raises(AirflowFailException, match=f"job {jobs['failed']} FAILED with AWSEMJobErrorException"):
         sensor([jobs["done"], jobs["failed"]]).execute({})
     with pytest.raises(AirflowSkipException):
         sensor([jobs["failed"]], soft_fail=True).execute({})
@@ -67,7 +67,7 @@ def test_deferrable_mode_defers_all_jobs_with_the_sensor_timeout(jobs):
     with pytest.raises(TaskDeferred) as deferred:
         wait.execute({})
     assert deferred.value.trigger.job_ids == [jobs["done"], jobs["running"]]
-    assert not deferred.value.trigger.kill_on_kill  # the sensor only watches
+    assert deferred.value.trigger.owner is None  # the sensor only watches: its trigger kills nothing
     assert deferred.value.timeout == timedelta(hours=1)
     event = {"status": "success", "job_ids": [jobs["done"]], "statuses": {jobs["done"]: "SUCCEEDED"}}
     assert wait.execute_complete({}, event) == {jobs["done"]: "SUCCEEDED"}

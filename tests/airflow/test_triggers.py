@@ -7,7 +7,6 @@ from unittest import mock
 
 from jobhelpers import shell_job, wait_done
 from tibanna.core import API
-from tibanna_provider.hooks.tibanna import TibannaHook
 from tibanna_provider.triggers.tibanna import StatusPoller, TibannaJobTrigger
 
 
@@ -23,8 +22,9 @@ def test_serialize_round_trips_directly_through_serde_and_the_trigger_table():
     from airflow.sdk._shared.module_loading import import_string
     from airflow.sdk.serde import deserialize, serialize
 
+    owner = {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": 3}
     trigger = TibannaJobTrigger(["a", "b"], "my_conn", poll_interval=5, forward_log=False, log_offsets={"a": 10},
-                                kill_on_kill=True)
+                                owner=owner, not_before=1.5)
     classpath, kwargs = trigger.serialize()
     assert classpath == "tibanna_provider.triggers.tibanna.TibannaJobTrigger"
     for copy in (import_string(classpath)(**kwargs), import_string(classpath)(**deserialize(serialize(kwargs))),
@@ -48,10 +48,10 @@ def test_error_events_for_a_failed_job_and_an_unknown_one(home):
     assert wait_done(api, jobid) == "FAILED"
     event = first_event(TibannaJobTrigger([jobid], poll_interval=0.05))
     assert event["status"] == "error"
-    assert event["message"].startswith(f"Tibanna job {jobid} FAILED: AWSEMJobErrorException")
+    assert event["message"].startswith(f"job {jobid} FAILED with AWSEMJobErrorException")
     assert "disk full" in event["message"]
     unknown = first_event(TibannaJobTrigger(["no-such-job"], poll_interval=0.05))
-    assert unknown["status"] == "error" and "no Tibanna job no-such-job" in unknown["message"]
+    assert unknown["status"] == "error" and "no job no-such-job" in unknown["message"]
 
 
 def test_many_deferred_waits_share_one_status_query_per_interval(home):
@@ -60,11 +60,11 @@ def test_many_deferred_waits_share_one_status_query_per_interval(home):
     triggers = [TibannaJobTrigger([jobid], poll_interval=0.1, forward_log=False) for jobid in jobids * 4]
     triggers.append(TibannaJobTrigger(jobids, poll_interval=0.1, forward_log=False))
     queried: list[list[str]] = []
-    real = TibannaHook.statuses
+    real = API.jobs
 
-    def counting(hook: TibannaHook, job_ids) -> dict[str, str]:
+    def counting(self: API, job_ids) -> list[dict]:
         queried.append(sorted(job_ids))
-        return real(hook, job_ids)
+        return real(self, job_ids)
 
     async def run_all() -> list[dict]:
         async def one(trigger: TibannaJobTrigger) -> dict:
@@ -76,7 +76,7 @@ def test_many_deferred_waits_share_one_status_query_per_interval(home):
         return events
 
     started = time.monotonic()
-    with mock.patch.object(TibannaHook, "statuses", counting):
+    with mock.patch.object(API, "jobs", counting):
         events = asyncio.run(run_all())
     elapsed = time.monotonic() - started
     assert {e["status"] for e in events} == {"success"}
@@ -86,14 +86,14 @@ def test_many_deferred_waits_share_one_status_query_per_interval(home):
 
 
 def test_a_failed_status_query_reaches_every_watcher_as_an_error_event(home):
-    def broken(hook: TibannaHook, job_ids) -> dict[str, str]:
+    def broken(self: API, job_ids) -> list[dict]:
         raise RuntimeError("index unreachable")
 
     async def run_two() -> list[dict]:
         triggers = [TibannaJobTrigger([name], poll_interval=0.05) for name in ("a", "b")]
         return [event.payload for event in await asyncio.gather(*(t.run().__anext__() for t in triggers))]
 
-    with mock.patch.object(TibannaHook, "statuses", broken):
+    with mock.patch.object(API, "jobs", broken):
         events = asyncio.run(run_two())
     assert [e["message"] for e in events] == ["RuntimeError: index unreachable"] * 2
 
@@ -103,5 +103,16 @@ def test_on_kill_ends_the_jobs_only_of_a_trigger_that_owns_them(home):
     jobid = api.run_workflow(shell_job("sleep 300"))["jobid"]
     asyncio.run(TibannaJobTrigger([jobid]).on_kill())  # a sensor's trigger: the job is not its own
     assert api.check_status(job_id=jobid) == "RUNNING"
-    asyncio.run(TibannaJobTrigger([jobid], kill_on_kill=True).on_kill())
+    owner = {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1}
+    # no Airflow to ask whether the task runs again: a user's kill ends the job
+    asyncio.run(TibannaJobTrigger([jobid], owner=owner).on_kill())
     assert api.check_status(job_id=jobid) == "ABORTED"
+
+
+def test_no_event_before_not_before(home):
+    api = API()
+    jobid = api.run_workflow(shell_job("true"))["jobid"]
+    assert wait_done(api, jobid) == "SUCCEEDED"
+    started = time.time()
+    event = first_event(TibannaJobTrigger([jobid], poll_interval=0.05, not_before=started + 1.0))
+    assert event["status"] == "success" and time.time() >= started + 1.0

@@ -3,42 +3,49 @@
 Every operator takes `tibanna_conn_id` (default `tibanna_default`; without that connection, the
 environment decides where jobs run, as `API()` does).
 
-Re-attaching: `TibannaRunWorkflowOperator` names its job after the task instance, so a retried or
-restarted task finds the job an earlier try started instead of starting a second one. The id is
-`<dag_id>.<task_id>[.<map_index>]-<hash>`: sanitised and shortened to fit job ids (128 characters
-of `[A-Za-z0-9_.-]`), with a hash of dag id, task id, run id and map index so ids never collide.
-While that job runs, or once it SUCCEEDED, every try re-attaches to it. When it FAILED (or was
-ABORTED or TIMED_OUT), the next try starts `<id>-2` (then `-3`, ...): a fresh job named after the
-one it replaces.
+Re-attaching: `TibannaRunWorkflowOperator` names its job after the task instance, so a retried,
+restarted or cleared task finds the job an earlier try started instead of starting a second one
+(`API.submit_or_attach`). The id is `<dag_id>.<task_id>[.<map_index>]-<hash>`: sanitised and
+shortened to fit job ids (128 characters of `[A-Za-z0-9_.-]`), with a hash of dag id, task id,
+run id and map index so ids never collide. While that job runs, or once it SUCCEEDED, every try
+re-attaches to it. When it FAILED (or was ABORTED or TIMED_OUT), the next try starts `<id>-2`
+(then `-3`, ...): a fresh job linked to the one it replaces.
+
+Quick jobs and deferral: a deferrable task first watches its job in the worker for
+`defer_after` seconds (default 10), so a job that ends quickly never defers. A job still running
+then is handed to the triggerer, whose first event is held until `first_event_delay` seconds
+after the deferral (default 15): Airflow fails a deferred task whose trigger fires before the
+scheduler has seen the deferring worker exit (apache/airflow#66374, #72716, #71580).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+import time
 from datetime import timedelta
 from functools import cached_property
 from typing import Any, Sequence
 
 from airflow.sdk import BaseOperator, Context, conf
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
-from tibanna import protocol
-from tibanna_provider.hooks.tibanna import TibannaHook, TibannaJobFailed
+from tibanna_provider.hooks.tibanna import TibannaHook, TibannaJobFailed, task_runs_again
 from tibanna_provider.links.tibanna import (
     TibannaExecutionLink,
     TibannaJobLogLink,
     TibannaMetricsReportLink,
     persist_job_links,
 )
-from tibanna_provider.triggers.tibanna import DEFAULT_POLL_INTERVAL, TibannaJobTrigger
+from tibanna_provider.triggers.tibanna import DEFAULT_POLL_INTERVAL, FIRST_EVENT_DELAY, TibannaJobTrigger
+from tibanna_provider.watch import JobFailed, WaitTimeout
 
 DEFAULT_MAX_WAIT = timedelta(days=7)  # genomics jobs run for hours or days; execution_timeout can cut shorter
 MAX_JOBID_LENGTH = 128
 _HASH_LENGTH = 12
 _ATTEMPT_ROOM = 6  # for "-<n>" after the task's job id
 _NOT_IN_JOBID = re.compile(r"[^A-Za-z0-9_.-]+")
-_LOOKUP_BATCH = 10  # attempts looked up per status query
+DEFER_AFTER = 10.0  # seconds a deferrable task watches its job in the worker before deferring
 
 
 def task_job_id(dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> str:
@@ -47,11 +54,6 @@ def task_job_id(dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> 
     readable = _NOT_IN_JOBID.sub("_", f"{dag_id}.{task_id}" + (f".{map_index}" if map_index >= 0 else ""))
     readable = readable.lstrip("_.-")[:MAX_JOBID_LENGTH - _HASH_LENGTH - 1 - _ATTEMPT_ROOM]
     return f"{readable}-{digest}" if readable else digest
-
-
-def attempt_job_id(base: str, attempt: int) -> str:
-    """The id of the n-th job started for one task instance (the first one has the base id)."""
-    return base if attempt == 1 else f"{base}-{attempt}"
 
 
 def _as_timedelta(value: timedelta | float) -> timedelta:
@@ -77,11 +79,15 @@ class TibannaJobOperator(TibannaBaseOperator):
     """Starts (or finds) one job, returns its id to XCom, and waits for it to end.
 
     :param wait_for_completion: wait until the job ends (fail the task if it does not succeed).
-    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param deferrable: wait in the triggerer instead of a worker slot (after `defer_after` seconds).
     :param poll_interval: seconds between status checks.
     :param max_wait: the longest wait (timedelta or seconds); the job is left running after it, and a
         retry of a `TibannaRunWorkflowOperator` re-attaches to it.
     :param forward_log: copy the job's log into the task log while waiting.
+    :param defer_after: deferrable only: seconds to watch the job in the worker before deferring, so
+        a quick job ends the task without a deferral.
+    :param first_event_delay: deferrable only: the trigger reports no end before this many seconds
+        after the deferral (see the module docstring).
     """
 
     operator_extra_links = (TibannaJobLogLink(), TibannaMetricsReportLink(), TibannaExecutionLink())
@@ -89,35 +95,49 @@ class TibannaJobOperator(TibannaBaseOperator):
     def __init__(self, *, wait_for_completion: bool = True,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
                  poll_interval: float = DEFAULT_POLL_INTERVAL, max_wait: timedelta | float = DEFAULT_MAX_WAIT,
-                 forward_log: bool = True, **kwargs: Any) -> None:
+                 forward_log: bool = True, defer_after: float = DEFER_AFTER,
+                 first_event_delay: float = FIRST_EVENT_DELAY, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.max_wait = _as_timedelta(max_wait)
         self.forward_log = forward_log
+        self.defer_after = defer_after
+        self.first_event_delay = first_event_delay
         self.watched_job_id: str | None = None
+        self._owner: dict[str, Any] | None = None
 
     def start_job(self, context: Context) -> dict:
-        """Start or find the job; returns its submission dict (upstream's run_workflow result)."""
+        """Start or find the job; returns it (an `API.job` dict)."""
         raise NotImplementedError
 
     def execute(self, context: Context) -> str:
-        submission = self.start_job(context)
-        self.watched_job_id = submission["jobid"]
-        context["ti"].xcom_push(key="job_id", value=self.watched_job_id)
-        persist_job_links(context, self.hook.links(submission))
+        ti = context["ti"]
+        self._owner = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
+        job = self.start_job(context)
+        self.watched_job_id = job["jobid"]
+        ti.xcom_push(key="job_id", value=self.watched_job_id)
+        persist_job_links(context, self.hook.api.links(self.watched_job_id))
         if not self.wait_for_completion:
             return self.watched_job_id
         offsets: dict[str, int] | None = {} if self.forward_log else None
-        if not self.deferrable:
-            self.hook.wait([self.watched_job_id], poll_interval=self.poll_interval,
-                           timeout=self.max_wait.total_seconds(), logger=self.log, log_offsets=offsets)
-        elif self.hook.check([self.watched_job_id], offsets, self.log) is None:
-            self.defer(trigger=TibannaJobTrigger([self.watched_job_id], self.tibanna_conn_id, self.poll_interval,
-                                                 self.forward_log, offsets, kill_on_kill=True),
-                       method_name="execute_complete", timeout=self.max_wait)
-        return self.watched_job_id
+        started = time.monotonic()
+        watch = self.defer_after if self.deferrable else self.max_wait.total_seconds()
+        try:
+            self.hook.watcher(self.log).wait([self.watched_job_id], poll_interval=self.poll_interval,
+                                             timeout=min(watch, self.max_wait.total_seconds()), offsets=offsets)
+            return self.watched_job_id
+        except JobFailed as err:
+            raise TibannaJobFailed(str(err)) from None
+        except WaitTimeout as err:
+            left = self.max_wait.total_seconds() - (time.monotonic() - started)
+            if not self.deferrable or left <= 0:
+                raise AirflowException(str(err)) from None
+        self.defer(trigger=TibannaJobTrigger([self.watched_job_id], self.tibanna_conn_id, self.poll_interval,
+                                             self.forward_log, offsets, owner=self._owner,
+                                             not_before=time.time() + self.first_event_delay),
+                   method_name="execute_complete", timeout=timedelta(seconds=left))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
         """After a deferred wait: the job id, or the job's failure."""
@@ -126,8 +146,12 @@ class TibannaJobOperator(TibannaBaseOperator):
         return event["job_ids"][0]
 
     def on_kill(self) -> None:
-        """The task was killed (marked failed, cleared, timed out): end its job too (deferred: the trigger does)."""
-        if self.watched_job_id:
+        """The task was killed while it waited in the worker (deferred: the trigger's `on_kill` does this).
+
+        Marked failed or succeeded: the job is killed too. Cleared: the job is left running,
+        because the task's next try owns it and re-attaches to it (see `task_runs_again`).
+        """
+        if self.watched_job_id and not (self._owner and task_runs_again(self._owner)):
             self.hook.api.kill(job_id=self.watched_job_id)
 
 
@@ -155,32 +179,15 @@ class TibannaRunWorkflowOperator(TibannaJobOperator):
 
     def start_job(self, context: Context) -> dict:
         ti = context["ti"]
-        base = self.jobid or task_job_id(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
-        attempt, status = self._last_attempt(base)
-        if status in (protocol.RUNNING, protocol.SUCCEEDED):
-            jobid = attempt_job_id(base, attempt)
-            self.log.info("re-attaching to job %s (%s), started by an earlier try", jobid, status)
-            return self.hook.submission(jobid)
-        jobid, previous = attempt_job_id(base, attempt + 1), None
-        if status is not None:
-            previous = attempt_job_id(base, attempt)
-            self.log.info("job %s ended %s; starting job %s in its place", previous, status, jobid)
-            ti.xcom_push(key="previous_job_id", value=previous)
-        submission = self.hook.submit(self.input_json, self.sfn, jobid, rerun_of=previous)
-        self.log.info("submitted job %s (execution %s)", jobid, submission["_tibanna"]["exec_arn"])
-        return submission
-
-    def _last_attempt(self, base: str) -> tuple[int, str | None]:
-        """The number and status of the last job started for this task instance ((0, None): none yet)."""
-        last, status = 0, None
-        while True:
-            ids = [attempt_job_id(base, n) for n in range(last + 1, last + 1 + _LOOKUP_BATCH)]
-            found = self.hook.statuses(ids)
-            known = [n for n, jobid in enumerate(ids, start=last + 1) if jobid in found]
-            if known:
-                last, status = known[-1], found[attempt_job_id(base, known[-1])]
-            if len(known) < _LOOKUP_BATCH:
-                return last, status
+        key = self.jobid or task_job_id(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+        job = self.hook.api.submit_or_attach(self.input_json, key, sfn=self.sfn)
+        if job["attached"]:
+            self.log.info("re-attaching to job %s (%s), started by an earlier try", job["jobid"], job["status"])
+        else:
+            self.log.info("submitted job %s (execution %s)", job["jobid"], job["exec_arn"])
+        if job["rerun_of"]:
+            ti.xcom_push(key="previous_job_id", value=job["rerun_of"])
+        return job
 
 
 class TibannaRerunOperator(TibannaJobOperator):
@@ -212,7 +219,7 @@ class TibannaRerunOperator(TibannaJobOperator):
         if submission is None:
             raise AirflowSkipException(f"job {self.job_id} is not of app {self.app_name_filter}")
         self.log.info("job %s reruns job %s", submission["jobid"], self.job_id)
-        return submission
+        return self.hook.api.job(submission["jobid"])
 
 
 class TibannaKillOperator(TibannaBaseOperator):

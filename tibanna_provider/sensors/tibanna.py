@@ -1,6 +1,7 @@
 """TibannaJobSensor: wait for one or many jobs (the WaitForJob of the design card)."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from functools import cached_property
 from typing import Any, Iterable, Sequence
@@ -8,8 +9,9 @@ from typing import Any, Iterable, Sequence
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from tibanna_provider.hooks.tibanna import TibannaHook, TibannaJobFailed
-from tibanna_provider.triggers.tibanna import DEFAULT_POLL_INTERVAL, TibannaJobTrigger
+from tibanna_provider.hooks.tibanna import TibannaHook
+from tibanna_provider.triggers.tibanna import DEFAULT_POLL_INTERVAL, FIRST_EVENT_DELAY, TibannaJobTrigger
+from tibanna_provider.watch import JobFailed
 
 
 class TibannaJobSensor(BaseSensorOperator):
@@ -52,10 +54,11 @@ class TibannaJobSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         offsets = self._log_offsets if self.forward_log and not self.reschedule else None
         try:
-            done = self.hook.check(self._job_ids(), offsets, self.log)
-        except TibannaJobFailed as err:
-            raise AirflowFailException(str(err)) from err
-        return PokeReturnValue(is_done=done is not None, xcom_value=done)
+            done = self.hook.watcher(self.log).look(self._job_ids(), offsets)
+        except JobFailed as err:
+            raise AirflowFailException(str(err)) from None
+        statuses = None if done is None else {jobid: job["status"] for jobid, job in done.items()}
+        return PokeReturnValue(is_done=done is not None, xcom_value=statuses)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -69,7 +72,8 @@ class TibannaJobSensor(BaseSensorOperator):
         if first.is_done:
             return first.xcom_value
         self.defer(trigger=TibannaJobTrigger(self._job_ids(), self.tibanna_conn_id, self.poke_interval,
-                                             self.forward_log, self._log_offsets),
+                                             self.forward_log, self._log_offsets,
+                                             not_before=time.time() + FIRST_EVENT_DELAY),
                    method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, str]:

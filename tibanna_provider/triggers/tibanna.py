@@ -1,21 +1,24 @@
 """TibannaJobTrigger: waits in the triggerer until jobs end, forwarding their logs meanwhile.
 
 Many deferred waits in one triggerer share one status query per poll interval: a `StatusPoller`
-per event loop and connection settings gathers every watched job id into one
-`stat(job_ids=[...])` call (the API is sync, so it runs in a thread).
+per event loop and connection settings gathers every watched job id into one `API.jobs([...])`
+call (the API is sync, so it runs in a thread). Each wait then takes its look with the shared
+`JobWatcher` of `tibanna_provider.watch`.
 """
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from tibanna_provider.hooks.tibanna import TibannaHook, TibannaJobFailed, TibannaSettings
+from tibanna_provider.hooks.tibanna import TibannaHook, TibannaSettings, task_runs_again
+from tibanna_provider.watch import DEFAULT_POLL_INTERVAL, Job, JobFailed
 
-DEFAULT_POLL_INTERVAL = 30.0  # seconds; one status query serves every job watched by the triggerer
+FIRST_EVENT_DELAY = 15.0  # seconds after a deferral before a trigger may report the end of a job
 
 
 class StatusPoller:
@@ -32,7 +35,7 @@ class StatusPoller:
         self.settings = settings
         self._hook = TibannaHook(settings=settings)
         self._watchers: dict[object, tuple[frozenset[str], float]] = {}
-        self._next_round: asyncio.Future[tuple[dict[str, str], BaseException | None]] | None = None
+        self._next_round: asyncio.Future[tuple[dict[str, Job], BaseException | None]] | None = None
         self._task: asyncio.Task | None = None
 
     @classmethod
@@ -55,8 +58,8 @@ class StatusPoller:
         finally:
             del self._watchers[key]
 
-    async def next_statuses(self) -> dict[str, str]:
-        """The statuses found by the next query (of every watched job)."""
+    async def next_jobs(self) -> dict[str, Job]:
+        """The jobs (`API.job` dicts by id) read by the next query, of every watched job."""
         if self._next_round is None:
             self._next_round = asyncio.get_running_loop().create_future()
         statuses, error = await asyncio.shield(self._next_round)
@@ -72,7 +75,8 @@ class StatusPoller:
             this_round = self._next_round or loop.create_future()
             self._next_round = loop.create_future()
             try:
-                this_round.set_result((await asyncio.to_thread(self._hook.statuses, job_ids), None))
+                jobs = await asyncio.to_thread(self._hook.api.jobs, job_ids)
+                this_round.set_result(({job["jobid"]: job for job in jobs}, None))
             except Exception as err:  # every watcher of this round gets the error
                 this_round.set_result(({}, err))
             await asyncio.sleep(interval)
@@ -87,29 +91,39 @@ class TibannaJobTrigger(BaseTrigger):
     :param poll_interval: seconds between status queries.
     :param forward_log: copy the jobs' new log lines into the task log while waiting.
     :param log_offsets: how much of each log the task already forwarded.
-    :param kill_on_kill: end the jobs when a user kills the deferred task (the task started them).
+    :param owner: the task instance that started the jobs ({dag_id, task_id, run_id, map_index}):
+        when a user kills the deferred task, its jobs are killed too, unless the task was cleared
+        (its next try re-attaches to them). None: the jobs are not the task's to kill.
+    :param not_before: epoch seconds; no event before then (a trigger that fires within seconds of
+        the deferral can make Airflow fail the task, see the operators' module docstring).
     """
 
     def __init__(self, job_ids: list[str] | str, tibanna_conn_id: str = TibannaHook.default_conn_name,
                  poll_interval: float = DEFAULT_POLL_INTERVAL, forward_log: bool = True,
-                 log_offsets: dict[str, int] | None = None, kill_on_kill: bool = False) -> None:
+                 log_offsets: dict[str, int] | None = None, owner: dict[str, Any] | None = None,
+                 not_before: float = 0.0) -> None:
         super().__init__()
         self.job_ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
         self.tibanna_conn_id = tibanna_conn_id
         self.poll_interval = float(poll_interval)
         self.forward_log = forward_log
         self.log_offsets = dict(log_offsets or {})
-        self.kill_on_kill = kill_on_kill
+        self.owner = owner
+        self.not_before = float(not_before)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}",
                 {"job_ids": self.job_ids, "tibanna_conn_id": self.tibanna_conn_id,
                  "poll_interval": self.poll_interval, "forward_log": self.forward_log,
-                 "log_offsets": self.log_offsets, "kill_on_kill": self.kill_on_kill})
+                 "log_offsets": self.log_offsets, "owner": self.owner, "not_before": self.not_before})
 
     async def on_kill(self) -> None:
-        """A user killed the deferred task (marked it failed or succeeded, cleared it): end its jobs."""
-        if not self.kill_on_kill:
+        """A user killed the deferred task: marked failed or succeeded, end its jobs; cleared, leave
+        them to the task's next try, which re-attaches to them (`task_runs_again` says why)."""
+        if self.owner is None or await asyncio.to_thread(task_runs_again, self.owner):
+            if self.owner is not None:
+                self.log.info("task %s was cleared: its next try re-attaches to job(s) %s", self.owner,
+                              ", ".join(self.job_ids))
             return
         hook = TibannaHook(self.tibanna_conn_id, settings=await TibannaHook.async_settings(self.tibanna_conn_id))
         for jobid in self.job_ids:
@@ -119,17 +133,19 @@ class TibannaJobTrigger(BaseTrigger):
         payload: dict[str, Any] = {"job_ids": self.job_ids}
         try:
             settings = await TibannaHook.async_settings(self.tibanna_conn_id)
-            hook = TibannaHook(self.tibanna_conn_id, settings=settings)
+            watcher = TibannaHook(self.tibanna_conn_id, settings=settings).watcher(self.log)
             offsets = self.log_offsets if self.forward_log else None
+            await asyncio.sleep(max(0.0, self.not_before - time.time()))
             poller = StatusPoller.shared(settings)
             async with poller.watching(self.job_ids, self.poll_interval):
                 while True:
-                    statuses = await poller.next_statuses()
-                    done = await asyncio.to_thread(hook.check, self.job_ids, offsets, self.log, statuses)
+                    jobs = await poller.next_jobs()
+                    done = await asyncio.to_thread(watcher.look, self.job_ids, offsets, jobs)
                     if done is not None:
-                        yield TriggerEvent(payload | {"status": "success", "statuses": done})
+                        yield TriggerEvent(payload | {"status": "success",
+                                                      "statuses": {jobid: job["status"] for jobid, job in done.items()}})
                         return
-        except TibannaJobFailed as err:
+        except JobFailed as err:
             yield TriggerEvent(payload | {"status": "error", "message": str(err)})
         except Exception as err:  # the task fails with the reason, instead of a bare trigger failure
             self.log.exception("waiting for Tibanna job(s) %s failed", ", ".join(self.job_ids))
