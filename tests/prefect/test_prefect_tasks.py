@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from uuid import UUID
 
@@ -31,6 +32,7 @@ from tibanna_provider.prefect import (
     wait_for_job,
 )
 from tibanna_provider.prefect import flows, tasks
+from tibanna_provider.watch import JobWatcher
 
 
 def test_submit_wait_and_stat_in_a_sync_flow(home, caplog):
@@ -45,7 +47,9 @@ def test_submit_wait_and_stat_in_a_sync_flow(home, caplog):
     assert postrun["Job"]["JOBID"] == job_id
     assert read_object(home, DATA_BUCKET, "answers/answer.txt") == "42\n"
     assert [(r["jobid"], r["status"]) for r in rows] == [(job_id, "SUCCEEDED")]
-    assert f"{job_id} | hello from the job" in caplog.text  # the job's log, forwarded to the run's log
+    assert f"[{job_id}] hello from the job" in caplog.text  # the job's log, forwarded to the run's log
+    log_url = API().links(job_id)["log"]
+    assert log_url.startswith("file://") and f"submitted job {job_id}; {log_url}" in caplog.text
 
 
 def test_async_twins_kill_and_rerun(home):
@@ -258,15 +262,29 @@ def test_cost_tasks(home):
     assert isinstance(kind, str) and isinstance(ahead_kind, str)
 
 
-def test_log_lines_are_forwarded_whole():
-    lines = []
-    logger = type("Logger", (), {"info": lambda self, fmt, *args: lines.append(fmt % args)})()
-    done = tasks._forward("j1", "first\nsec", 0, False, logger)
-    assert (lines, done) == (["j1 | first"], 6)
-    tasks._forward("j1", "first\nsecond\n", done, True, logger)
-    assert lines == ["j1 | first", "j1 | second"]
-
-
 def test_unknown_job_is_refused(home):
     with pytest.raises(TibannaError, match="no job nosuchjob"):
         wait_for_job.fn("nosuchjob")
+
+
+@pytest.mark.parametrize("twin", ["sync", "async"])
+def test_waiting_backs_off_to_the_poll_interval_without_sleeping(home, monkeypatch, twin):
+    """The watcher's pauses are recorded instead of slept; after the third, the job is killed."""
+    job_id = run_workflow.fn(job("sleep 60"))
+    pauses = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            API().kill(job_id=job_id)
+
+    async def apause(seconds: float) -> None:
+        pause(seconds)
+
+    monkeypatch.setattr(tasks, "JobWatcher", functools.partial(JobWatcher, sleep=pause, asleep=apause))
+    with pytest.raises(TibannaError, match=f"job {job_id} ABORTED"):
+        if twin == "sync":
+            wait_for_job.fn(job_id, poll_interval=2)
+        else:
+            asyncio.run(await_for_job.fn(job_id, poll_interval=2))
+    assert pauses == [0.5, 1.0, 2.0]

@@ -22,10 +22,10 @@ import json
 import logging
 import string
 import threading
+from pathlib import Path
 from typing import Any, Callable, Coroutine, ParamSpec, TypeVar
 from uuid import UUID
 
-import anyio
 from prefect import Flow, Task, get_client, task
 from prefect.client.schemas.objects import FlowRun
 from prefect.context import TaskRunContext
@@ -33,18 +33,17 @@ from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 from prefect.logging.loggers import flow_run_logger
 from prefect.states import State
-from prefect.utilities.asyncutils import run_coro_as_sync, run_sync_in_worker_thread
+from prefect.utilities.asyncutils import run_sync_in_worker_thread
 
-from tibanna import exceptions, jobspec, protocol
-from tibanna.backends.base import JobRecord
 from tibanna.core import API
+from tibanna.protocol import RUNNING
 from tibanna_provider.prefect.settings import TibannaSettings
+from tibanna_provider.watch import DEFAULT_POLL_INTERVAL, LOG_TAIL, Job, JobFailed, JobWatcher
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-RESTARTED_AFTER = (protocol.FAILED, protocol.TIMED_OUT, protocol.ABORTED)
-FIRST_POLL_DELAY = 0.5  # seconds; polls back off from here to `poll_interval`
+JOBID_LENGTH = 12  # upstream's job ids: 12 letters and digits
 _JOBID_ALPHABET = string.ascii_letters + string.digits
 Logger = logging.Logger | logging.LoggerAdapter
 
@@ -90,7 +89,7 @@ def _flow_run_chain(flow_run_id: UUID) -> tuple[UUID, ...]:
     return tuple(chain)
 
 
-def job_key(description: dict, step_function: str | None) -> str | None:
+def job_key(description: Any, step_function: str | None) -> str | None:
     """The job id this task run submits under: 12 letters and digits, as upstream's job ids.
 
     Derived from the root flow run (or, for a task run outside any flow, the task run) and from
@@ -106,7 +105,7 @@ def job_key(description: dict, step_function: str | None) -> str | None:
     identity = json.dumps([str(owner), step_function, description], sort_keys=True, default=str)
     number = int.from_bytes(hashlib.sha256(identity.encode()).digest(), "big")
     chars = []
-    for _ in range(protocol.JOBID_LENGTH):
+    for _ in range(JOBID_LENGTH):
         number, digit = divmod(number, len(_JOBID_ALPHABET))
         chars.append(_JOBID_ALPHABET[digit])
     return "".join(chars)
@@ -159,24 +158,20 @@ def kill_flow_run_jobs(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any
             continue
         job_id = name[len(JOB_LABEL):]
         api = TibannaSettings(**json.loads(str(fields))).get_api()
-        if api.check_status(job_id=job_id) == protocol.RUNNING:
+        if (api.job(job_id) or {}).get("status") == RUNNING:
             logger.info("the flow run is %s: killing its job %s", state.name.lower(), job_id)
             api.kill(job_id=job_id)
 
 
-def _current_job(api: API, key: str) -> tuple[str, str | None, str | None]:
-    """The job of this key to attach to and its status, or the next id to start (status None) with
-    the failed job it replaces."""
-    generation, previous = 1, None
-    while True:
-        jobid = key if generation == 1 else f"{key}-{generation}"
-        rows = api.stat(job_ids=[jobid])
-        if not rows:
-            return jobid, None, previous
-        if rows[0]["status"] not in RESTARTED_AFTER:
-            return jobid, rows[0]["status"], previous
-        _logger().info("job %s of an earlier try ended %s; this try starts a fresh one", jobid, rows[0]["status"])
-        generation, previous = generation + 1, jobid
+def _given(input_json: dict | str) -> tuple[Any, str | None]:
+    """What a description is, for its job key (a file: its JSON), and the jobid it names, if any."""
+    if isinstance(input_json, dict):
+        return input_json, input_json.get("jobid")
+    try:
+        data = json.loads(Path(input_json).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return str(input_json), None  # submitting refuses it, naming the problem
+    return data, data.get("jobid") if isinstance(data, dict) else None
 
 
 @task
@@ -211,77 +206,40 @@ def run_workflow(input_json: dict | str, settings: TibannaSettings | None = None
     """
     settings = settings or TibannaSettings()
     api = settings.get_api()
-    description = jobspec.load_description(input_json)
-    jobid = jobid or description.get("jobid")
+    description, named = _given(input_json)
+    jobid = jobid or named
     key = None if jobid else key or job_key(description, settings.step_function)
-    replaces = None
+    attached = None
     if key:
-        jobid, status, replaces = _current_job(api, key)
-        if status:
-            _logger().info("re-attaching to job %s (%s): this flow run submitted it before", jobid, status)
-            _note_job(jobid, settings)
-            return jobid
-    result = api.run_workflow(description, sfn=settings.step_function, jobid=jobid, open_browser=False,
-                              verbose=False, rerun_of=replaces)
-    _note_job(result["jobid"], settings)
-    _logger().info("submitted job %s; its log: %s", result["jobid"], result["_tibanna"]["url"])
-    return result["jobid"]
+        job = api.submit_or_attach(input_json, key)
+        jobid, attached = job["jobid"], job["status"] if job["attached"] else None
+    else:
+        jobid = api.run_workflow(input_json, sfn=settings.step_function, jobid=jobid, open_browser=False,
+                                 verbose=False)["jobid"]
+    _note_job(jobid, settings)
+    links = api.links(jobid)
+    where = links["execution"] or links["log"]  # the console on AWS (log URLs there are pre-signed: not logged)
+    if attached:
+        _logger().info("re-attaching to job %s (%s), which an earlier try submitted; %s", jobid, attached, where)
+    else:
+        _logger().info("submitted job %s; %s", jobid, where)
+    return jobid
 
 
 # Waiting ----------------------------------------------------------------------------------------
-def _read(api: API, job_id: str) -> tuple[JobRecord, str]:
-    """The job's index record and its log so far (status first: once it is final, so is the log)."""
-    record = api.backend.get(job_id=job_id)
-    if record is None:
-        raise exceptions.UserInputError(f"job_id: no job {job_id}")
-    return record, api.log(job_id=job_id, logbucket=record.log_bucket, quiet=True)
+def _watcher(settings: TibannaSettings | None, log_tail: int) -> JobWatcher:
+    """A watcher of the settings' jobs that forwards their logs to this run's log."""
+    return JobWatcher(_api(settings), _logger(), log_tail=log_tail)
 
 
-def _forward(job_id: str, text: str, done: int, final: bool, logger: Logger) -> int:
-    """Log the job's lines after offset `done` (whole lines only, until the job is over); the new offset."""
-    end = len(text) if final else max(done, text.rfind("\n") + 1)
-    for line in text[done:end].splitlines():
-        logger.info("%s | %s", job_id, line)
-    return end
-
-
-def _failure(record: JobRecord, text: str, log_tail: int) -> exceptions.TibannaError:
-    """The job's own error class (upstream's name, e.g. AWSEMJobErrorException), its cause and log tail."""
-    error_class = getattr(exceptions, record.error or "", None)
-    if not (isinstance(error_class, type) and issubclass(error_class, exceptions.TibannaError)):
-        error_class = exceptions.TibannaError
-    message = f"job {record.jobid} {record.status}"
-    message += f" with {record.error}" if record.error else ""
-    message += f": {record.cause}" if record.cause else ""
-    tail = text.splitlines()[-log_tail:] if log_tail > 0 else []
-    if tail:
-        message += f"\nlast {len(tail)} lines of its log:\n" + "\n".join(tail)
-    return error_class(message)
-
-
-async def _wait(job_id: str, settings: TibannaSettings | None, poll_interval: float, log_tail: int,
-                logger: Logger) -> dict:
-    """Poll the job (backing off to `poll_interval`) and forward its log; its postrun JSON, or its error."""
-    api = _api(settings)
-    done, delay = 0, FIRST_POLL_DELAY
-    while True:
-        record, text = await run_sync_in_worker_thread(_read, api, job_id)
-        finished = record.status != protocol.RUNNING
-        done = _forward(job_id, text, done, finished, logger)
-        if finished:
-            break
-        await anyio.sleep(delay)
-        delay = min(delay * 2, poll_interval)
-    if record.status != protocol.SUCCEEDED:
-        raise _failure(record, text, log_tail)
-    postrun = await run_sync_in_worker_thread(api.log, job_id=job_id, logbucket=record.log_bucket,
-                                              postrunjson=True, quiet=True)
-    return json.loads(postrun)
+def _postrun(watcher: JobWatcher, job: Job) -> dict:
+    """The postrun JSON of a job that SUCCEEDED."""
+    return json.loads(watcher.api.log(job_id=job["jobid"], logbucket=job["log_bucket"], postrunjson=True, quiet=True))
 
 
 @task
-def wait_for_job(job_id: str, settings: TibannaSettings | None = None, poll_interval: float = 30.0,
-                 log_tail: int = 20) -> dict:
+def wait_for_job(job_id: str, settings: TibannaSettings | None = None,
+                 poll_interval: float = DEFAULT_POLL_INTERVAL, log_tail: int = LOG_TAIL) -> dict:
     """Wait until a job ends, its log forwarded to this run's log; return its postrun JSON.
 
     Polls quickly at first, then every `poll_interval` seconds. A job that did not succeed
@@ -308,14 +266,24 @@ def wait_for_job(job_id: str, settings: TibannaSettings | None = None, poll_inte
         postrun = asyncio.run(hello())
         ```
     """
-    return run_coro_as_sync(_wait(job_id, settings, poll_interval, log_tail, _logger()))
+    watcher = _watcher(settings, log_tail)
+    try:
+        jobs = watcher.wait([job_id], poll_interval=poll_interval, offsets={})
+    except JobFailed as failed:
+        raise failed.errors[0] from None
+    return _postrun(watcher, jobs[job_id])
 
 
 @task
-async def await_for_job(job_id: str, settings: TibannaSettings | None = None, poll_interval: float = 30.0,
-                        log_tail: int = 20) -> dict:
+async def await_for_job(job_id: str, settings: TibannaSettings | None = None,
+                        poll_interval: float = DEFAULT_POLL_INTERVAL, log_tail: int = LOG_TAIL) -> dict:
     """`wait_for_job` for async flows: it polls without holding a thread."""
-    return await _wait(job_id, settings, poll_interval, log_tail, _logger())
+    watcher = _watcher(settings, log_tail)
+    try:
+        jobs = await watcher.await_wait([job_id], poll_interval=poll_interval, offsets={})
+    except JobFailed as failed:
+        raise failed.errors[0] from None
+    return await run_sync_in_worker_thread(_postrun, watcher, jobs[job_id])
 
 
 # Control and reports ----------------------------------------------------------------------------
