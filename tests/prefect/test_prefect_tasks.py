@@ -34,6 +34,8 @@ from tibanna_provider.prefect import (
 from tibanna_provider.prefect import flows, tasks
 from tibanna_provider.watch import JobWatcher
 
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
 
 def test_submit_wait_and_stat_in_a_sync_flow(home, caplog):
     @flow
