@@ -21,7 +21,9 @@ from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import ObjectNotFound
 
 HERE = Path(__file__).resolve().parent
 PREFECT = Path(sys.executable).with_name("prefect")
@@ -70,19 +72,24 @@ class Deployment:
     def client(self) -> SyncPrefectClient:
         return SyncPrefectClient(self.api_url)
 
-    def create_run(self, deployment: str, parameters: dict[str, Any]) -> UUID:
-        """Start a flow run of `<flow>/<deployment>` (waiting for the deployment to be registered)."""
+    def registered(self, deployment: str) -> UUID:
+        """The id of deployment `<flow>/<name>`, once the serve process or the deploy script registered it."""
         deadline = time.monotonic() + STARTUP_SECONDS
         with self.client() as client:
             while True:
                 try:
-                    found = client.read_deployment_by_name(deployment)
-                    break
-                except Exception:  # not registered yet (the serve process or the deploy script is starting)
+                    return client.read_deployment_by_name(deployment).id
+                except ObjectNotFound:
                     if time.monotonic() > deadline:
-                        raise AssertionError(f"no deployment {deployment}; serve log:\n{self.log('serve')[-3000:]}")
+                        raise AssertionError(f"no deployment {deployment}; serve log:\n{self.log('serve')[-3000:]}"
+                                             f"\ndeploy log:\n{self.log('deploy')[-3000:]}") from None
                     time.sleep(1)
-            return client.create_flow_run_from_deployment(found.id, parameters=parameters).id
+
+    def create_run(self, deployment: str, parameters: dict[str, Any]) -> UUID:
+        """Start a flow run of deployment `<flow>/<name>`."""
+        deployment_id = self.registered(deployment)
+        with self.client() as client:
+            return client.create_flow_run_from_deployment(deployment_id, parameters=parameters).id
 
     def final(self, flow_run_id: UUID, timeout: float = RUN_SECONDS) -> FlowRun:
         """The flow run once its state is final."""
@@ -101,7 +108,7 @@ class Deployment:
                 os.killpg(process.pid, signal.SIGTERM)
         for process in self.processes.values():
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
@@ -138,8 +145,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
             time.sleep(0.5)
         registered = deployed.run("register", PREFECT, "block", "register", "-m", "tibanna_provider.prefect")
         assert registered.returncode == 0, registered.stdout + registered.stderr
-        pool = deployed.run("pool", PREFECT, "work-pool", "create", POOL, "--type", "process")
-        assert pool.returncode == 0, pool.stdout + pool.stderr
+        with deployed.client() as client:
+            client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
         deployed.start("serve", sys.executable, HERE / "served_flows.py", "serve")
         deployed.start("worker", PREFECT, "worker", "start", "--pool", POOL)
         deployed.start("deploy", sys.executable, HERE / "served_flows.py", "deploy", POOL)

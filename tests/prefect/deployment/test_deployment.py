@@ -2,8 +2,10 @@
 `flow.serve` and started with `prefect deployment run --watch` or the client API, deployments run by a process
 worker, a parent flow's retry (one job), and `prefect flow-run cancel` (the job ends ABORTED).
 
-The cases run side by side in one test, so the session needs one server and the suite about a minute or two;
-each case has its own TIBANNA_HOME, given to the flows as their settings block.
+Served: `run_and_wait` (the cancelled run, and as the parent's subflow), the one-job example (by the CLI) and the
+fan-out example; deployed (all three are, from their source folders): the one-job example, whose subflow is
+`run_and_wait`. The cases run side by side in one test, so the session needs one server; each case has its own
+TIBANNA_HOME, given to the flows as their settings block.
 """
 from __future__ import annotations
 
@@ -46,8 +48,7 @@ def wait_for_status(home: Path, status: str, timeout: float = RUN_SECONDS) -> li
 
 def test_shipped_flows_run_direct_served_and_deployed(deployment: Deployment, tmp_path: Path):
     homes = {name: tmp_path / name for name in (
-        "direct", "served-cli", "served-run-and-wait", "served-fan-out", "parent-retry", "cancelled",
-        "deployed-one-job", "deployed-run-and-wait", "deployed-fan-out")}
+        "direct", "served-cli", "served-fan-out", "parent-retry", "cancelled", "deployed-one-job")}
 
     def settings(name: str) -> dict:
         return {"tibanna_home": str(homes[name])}
@@ -55,26 +56,21 @@ def test_shipped_flows_run_direct_served_and_deployed(deployment: Deployment, tm
     try:
         examples = Path(__file__).resolve().parents[3] / "example_dags"
         direct = deployment.start("direct", sys.executable, "-c", DIRECT, examples, homes["direct"])
-        served_cli = deployment.start("served-cli", PREFECT, "deployment", "run", "tibanna-one-job/served", "--watch",
-                                      "--params", json.dumps({"name": "cli", "poll_interval": 0.5,
-                                                              "settings": settings("served-cli")}))
         cancelled = deployment.create_run("tibanna-run-and-wait/served", {
             "input_json": job("sleep 300"), "settings": settings("cancelled"), "poll_interval": 0.5})
         runs = {
-            "served-run-and-wait": deployment.create_run("tibanna-run-and-wait/served", {
-                "input_json": job("echo served"), "settings": settings("served-run-and-wait"), "poll_interval": 0.5}),
             "served-fan-out": deployment.create_run("tibanna-fan-out/served", {
                 "parts": 2, "settings": settings("served-fan-out"), "poll_interval": 0.5}),
             "parent-retry": deployment.create_run("parent-retries/served", {
                 "input_json": job("echo parent"), "settings": settings("parent-retry")}),
             "deployed-one-job": deployment.create_run("tibanna-one-job/deployed", {
                 "poll_interval": 0.5, "settings": settings("deployed-one-job")}),
-            "deployed-run-and-wait": deployment.create_run("tibanna-run-and-wait/deployed", {
-                "input_json": job("echo deployed"), "settings": settings("deployed-run-and-wait"),
-                "poll_interval": 0.5}),
-            "deployed-fan-out": deployment.create_run("tibanna-fan-out/deployed", {
-                "parts": 2, "settings": settings("deployed-fan-out"), "poll_interval": 0.5}),
         }
+
+        deployment.registered("tibanna-one-job/served")
+        served_cli = deployment.start("served-cli", PREFECT, "deployment", "run", "tibanna-one-job/served", "--watch",
+                                      "--params", json.dumps({"name": "cli", "poll_interval": 0.5,
+                                                              "settings": settings("served-cli")}))
 
         # Cancelled while its job runs: the served flow's on_cancellation hook kills the job.
         [(cancelled_job, _)] = wait_for_status(homes["cancelled"], "RUNNING")
@@ -94,10 +90,9 @@ def test_shipped_flows_run_direct_served_and_deployed(deployment: Deployment, tm
         assert not failures, "\n".join(failures) + "\n--- serve:\n" + deployment.log("serve")[-4000:] + \
             "\n--- worker:\n" + deployment.log("worker")[-4000:]
 
-        for name in ("direct", "served-cli", "served-run-and-wait", "deployed-one-job", "deployed-run-and-wait"):
+        for name in ("direct", "served-cli", "deployed-one-job"):
             assert [status for _, status in jobs(homes[name])] == ["SUCCEEDED"], name
-        for name in ("served-fan-out", "deployed-fan-out"):
-            assert [status for _, status in jobs(homes[name])] == ["SUCCEEDED"] * 3, name  # two parts and the join
+        assert [status for _, status in jobs(homes["served-fan-out"])] == ["SUCCEEDED"] * 3  # two parts, the join
         # The parent failed once after its subflow's job; its retry re-attached: one job, and two runs of the parent.
         assert [status for _, status in jobs(homes["parent-retry"])] == ["SUCCEEDED"]
         with deployment.client() as client:
