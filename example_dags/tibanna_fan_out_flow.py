@@ -5,11 +5,11 @@ concatenates them, in order, into fan-out/joined.txt. Against the local backend,
 declaring 1 CPU, the parts run as many at a time as the machine has cores:
     python example_dags/tibanna_fan_out_flow.py
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations` in a flow's module: a served flow is pickled with only the
+# globals its code uses, and Prefect then cannot resolve a parameter annotation given as a string.
 from prefect import flow, unmapped
 
-from tibanna_provider.prefect import TibannaSettings, run_and_wait, run_workflow, wait_for_job
+from tibanna_provider.prefect import TibannaSettings, kill_flow_run_jobs, run_and_wait, run_workflow, wait_for_job
 
 PART = "file:///data1/out/part.txt"
 
@@ -32,7 +32,7 @@ def join_job(part_keys: list[str], log_bucket: str, data_bucket: str) -> dict:
             "config": {"log_bucket": log_bucket, "cpu": 1, "mem": 0.5}}
 
 
-@flow(name="tibanna-fan-out")
+@flow(name="tibanna-fan-out", on_cancellation=[kill_flow_run_jobs], on_crashed=[kill_flow_run_jobs])
 def fan_out(parts: int = 20, log_bucket: str = "tibanna-logs", data_bucket: str = "tibanna-data",
             settings: TibannaSettings | None = None, poll_interval: float = 5.0) -> dict:
     """Run `parts` jobs side by side, then the join job on their outputs; returns the join's summary."""

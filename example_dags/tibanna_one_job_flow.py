@@ -4,11 +4,11 @@ Runs as it is against the local backend (jobs under TIBANNA_HOME, default ~/.tib
     python example_dags/tibanna_one_job_flow.py
 The greeting lands in the local bucket folder TIBANNA_HOME/buckets/tibanna-data/hello/hello.txt.
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations` in a flow's module: a served flow is pickled with only the
+# globals its code uses, and Prefect then cannot resolve a parameter annotation given as a string.
 from prefect import flow
 
-from tibanna_provider.prefect import TibannaSettings, run_and_wait
+from tibanna_provider.prefect import TibannaSettings, kill_flow_run_jobs, run_and_wait
 
 
 def hello_job(name: str, log_bucket: str, data_bucket: str) -> dict:
@@ -20,7 +20,7 @@ def hello_job(name: str, log_bucket: str, data_bucket: str) -> dict:
             "config": {"log_bucket": log_bucket, "cpu": 1, "mem": 0.5}}
 
 
-@flow(name="tibanna-one-job")
+@flow(name="tibanna-one-job", on_cancellation=[kill_flow_run_jobs], on_crashed=[kill_flow_run_jobs])
 def one_job(name: str = "world", log_bucket: str = "tibanna-logs", data_bucket: str = "tibanna-data",
             settings: TibannaSettings | None = None, poll_interval: float = 5.0) -> dict:
     """Greet `name` in a Tibanna job; returns the job's postrun summary."""

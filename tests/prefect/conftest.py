@@ -1,4 +1,5 @@
-"""Prefect tests: one test server for the session (prefect_test_harness); each test has its own TIBANNA_HOME.
+"""Prefect tests: one test server for the session (prefect_test_harness, for the modules that use the
+`prefect_server` fixture; deployment/ starts a real `prefect server` of its own); each test has its own TIBANNA_HOME.
 
 Use the `home` fixture (tests/conftest.py) in every test that runs jobs: with no settings block,
 the tasks' `API()` finds TIBANNA_HOME in the environment, which Prefect's worker threads share.
@@ -15,7 +16,7 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # `
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402  (after the settings above)
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(scope="session")
 def prefect_server():
     with prefect_test_harness(server_startup_timeout=60):
         yield

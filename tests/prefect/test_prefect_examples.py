@@ -15,6 +15,8 @@ from prefect_helpers import all_jobs, read_object
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
 
 def load_example(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")

@@ -7,6 +7,8 @@ from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from tibanna.backends.local import LocalBackend
 from tibanna_provider.prefect import TibannaSettings
 
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
 
 class TestTibannaSettingsBlock(BlockStandardTestSuite):
     test_has_a_valid_image = None  # no logo yet (and the check downloads it)

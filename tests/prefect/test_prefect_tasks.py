@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from uuid import UUID
 
 import pytest
-from prefect import flow
+from prefect import flow, get_client
 from prefect.context import FlowRunContext
+from prefect.states import Cancelling
 
 from prefect_helpers import DATA_BUCKET, all_jobs, job, read_object
 from tibanna.core import API
@@ -21,6 +24,7 @@ from tibanna_provider.prefect import (
     cost,
     cost_estimate,
     kill,
+    kill_flow_run_jobs,
     rerun,
     run_and_wait,
     run_workflow,
@@ -28,6 +32,9 @@ from tibanna_provider.prefect import (
     wait_for_job,
 )
 from tibanna_provider.prefect import flows, tasks
+from tibanna_provider.watch import JobWatcher
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
 def test_submit_wait_and_stat_in_a_sync_flow(home, caplog):
@@ -42,7 +49,9 @@ def test_submit_wait_and_stat_in_a_sync_flow(home, caplog):
     assert postrun["Job"]["JOBID"] == job_id
     assert read_object(home, DATA_BUCKET, "answers/answer.txt") == "42\n"
     assert [(r["jobid"], r["status"]) for r in rows] == [(job_id, "SUCCEEDED")]
-    assert f"{job_id} | hello from the job" in caplog.text  # the job's log, forwarded to the run's log
+    assert f"[{job_id}] hello from the job" in caplog.text  # the job's log, forwarded to the run's log
+    log_url = API().links(job_id)["log"]
+    assert log_url.startswith("file://") and f"submitted job {job_id}; {log_url}" in caplog.text
 
 
 def test_async_twins_kill_and_rerun(home):
@@ -162,6 +171,59 @@ def test_a_flow_retry_after_a_failed_job_starts_a_fresh_one(home, caplog):
     assert API().backend.get(job_id=f"{first}-2").rerun_of == first
 
 
+def test_a_parent_flow_retry_reattaches_to_the_job_of_its_subflow(home):
+    @flow(retries=1, retry_delay_seconds=0)
+    def parent():
+        summary = run_and_wait(job("echo once"), poll_interval=0.5)
+        if FlowRunContext.get().flow_run.run_count == 1:
+            raise RuntimeError("lost after the subflow")  # the retry runs run_and_wait as a new subflow run
+        return summary["jobid"]
+
+    job_id = parent()
+    assert [(r["jobid"], r["status"]) for r in all_jobs()] == [(job_id, "SUCCEEDED")]
+
+
+def test_a_parent_flow_retry_after_a_failed_job_starts_key_2(home):
+    @flow(retries=1, retry_delay_seconds=0)
+    def parent():
+        return run_and_wait.with_options(retries=0)(job("exit 1"), poll_interval=0.5)
+
+    with pytest.raises(AWSEMJobErrorException):
+        parent()
+    first = all_jobs()[-1]["jobid"]
+    assert [(r["jobid"], r["status"]) for r in all_jobs()] == [(f"{first}-2", "FAILED"), (first, "FAILED")]
+    assert API().backend.get(job_id=f"{first}-2").rerun_of == first
+
+
+def test_a_key_of_yours_names_the_job_across_flow_runs(home):
+    @flow
+    def nightly(command: str) -> str:
+        job_id = run_workflow(job(command), key="nightly")
+        wait_for_job(job_id, poll_interval=0.5, return_state=True)
+        return job_id
+
+    assert [nightly("exit 2"), nightly("true"), nightly("true")] == ["nightly", "nightly-2", "nightly-2"]
+    assert [(r["jobid"], r["status"]) for r in all_jobs()] == [("nightly-2", "SUCCEEDED"), ("nightly", "FAILED")]
+    assert API().backend.get(job_id="nightly-2").rerun_of == "nightly"
+
+
+def test_the_hook_kills_the_jobs_of_a_flow_run_and_its_subflows(home):
+    @flow
+    def starts_two() -> tuple[str, str, UUID]:
+        return run_workflow(job("sleep 30")), sub(), FlowRunContext.get().flow_run.id
+
+    @flow
+    def sub() -> str:
+        return run_workflow(job("sleep 31"))
+
+    outer, inner, flow_run_id = starts_two()
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(flow_run_id)
+    kill_flow_run_jobs(starts_two, flow_run, Cancelling())
+    assert {r["jobid"]: r["status"] for r in all_jobs()} == {outer: "ABORTED", inner: "ABORTED"}
+    kill_flow_run_jobs(starts_two, flow_run, Cancelling())  # finished jobs are left as they are
+
+
 def test_different_calls_are_different_jobs_and_a_given_jobid_is_kept(home):
     @flow
     def three():
@@ -202,15 +264,29 @@ def test_cost_tasks(home):
     assert isinstance(kind, str) and isinstance(ahead_kind, str)
 
 
-def test_log_lines_are_forwarded_whole():
-    lines = []
-    logger = type("Logger", (), {"info": lambda self, fmt, *args: lines.append(fmt % args)})()
-    done = tasks._forward("j1", "first\nsec", 0, False, logger)
-    assert (lines, done) == (["j1 | first"], 6)
-    tasks._forward("j1", "first\nsecond\n", done, True, logger)
-    assert lines == ["j1 | first", "j1 | second"]
-
-
 def test_unknown_job_is_refused(home):
     with pytest.raises(TibannaError, match="no job nosuchjob"):
         wait_for_job.fn("nosuchjob")
+
+
+@pytest.mark.parametrize("twin", ["sync", "async"])
+def test_waiting_backs_off_to_the_poll_interval_without_sleeping(home, monkeypatch, twin):
+    """The watcher's pauses are recorded instead of slept; after the third, the job is killed."""
+    job_id = run_workflow.fn(job("sleep 60"))
+    pauses = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            API().kill(job_id=job_id)
+
+    async def apause(seconds: float) -> None:
+        pause(seconds)
+
+    monkeypatch.setattr(tasks, "JobWatcher", functools.partial(JobWatcher, sleep=pause, asleep=apause))
+    with pytest.raises(TibannaError, match=f"job {job_id} ABORTED"):
+        if twin == "sync":
+            wait_for_job.fn(job_id, poll_interval=2)
+        else:
+            asyncio.run(await_for_job.fn(job_id, poll_interval=2))
+    assert pauses == [0.5, 1.0, 2.0]

@@ -16,6 +16,7 @@ from tibanna_provider.prefect.tasks import (
     cost,
     cost_estimate,
     kill,
+    kill_flow_run_jobs,
     plot_metrics,
     rerun,
     run_workflow,
@@ -26,6 +27,6 @@ from tibanna_provider.prefect.tasks import (
 __all__ = [
     "TibannaSettings",
     "acost", "acost_estimate", "akill", "aplot_metrics", "arerun", "arun_workflow", "astat", "await_for_job",
-    "cost", "cost_estimate", "kill", "plot_metrics", "rerun", "run_and_wait", "run_workflow", "stat",
+    "cost", "cost_estimate", "kill", "kill_flow_run_jobs", "plot_metrics", "rerun", "run_and_wait", "run_workflow", "stat",
     "wait_for_job", "postrun_summary",
 ]

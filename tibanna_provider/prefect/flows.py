@@ -1,6 +1,6 @@
 """`run_and_wait`: one Tibanna job from submission to its postrun summary, as a Prefect flow."""
-from __future__ import annotations
-
+# No `from __future__ import annotations` in a flow's module: a served flow is pickled with only the
+# globals its code uses, and Prefect then cannot resolve a parameter annotation given as a string.
 from typing import Any
 
 from prefect import Task, flow
@@ -9,7 +9,7 @@ from prefect.states import State
 
 from tibanna.exceptions import TibannaError
 from tibanna_provider.prefect.settings import TibannaSettings
-from tibanna_provider.prefect.tasks import plot_metrics, run_workflow, wait_for_job
+from tibanna_provider.prefect.tasks import kill_flow_run_jobs, plot_metrics, run_workflow, wait_for_job
 
 
 def _not_a_job_error(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -31,14 +31,16 @@ def postrun_summary(postrun: dict, metrics_report: str) -> dict:
             "metrics": job.get("Metrics", {}), "metrics_report": metrics_report}
 
 
-@flow(name="tibanna-run-and-wait")
+@flow(name="tibanna-run-and-wait", on_cancellation=[kill_flow_run_jobs], on_crashed=[kill_flow_run_jobs])
 def run_and_wait(input_json: dict | str, settings: TibannaSettings | None = None,
-                 poll_interval: float = 30.0) -> dict:
+                 poll_interval: float = 30.0, key: str | None = None) -> dict:
     """Submit a job, wait for it (its log in this flow's log), build its metrics report; return its summary.
 
     Its tasks retry trouble on the way and re-attach to the job they submitted. A retry of the
-    whole flow (`run_and_wait.with_options(retries=1)`) re-attaches too, unless the job failed:
-    then it starts the job afresh. A failed job fails the flow with the job's error name.
+    whole flow (`run_and_wait.with_options(retries=1)`) or of a flow above it re-attaches too,
+    unless the job failed: then it starts the job afresh. A failed job fails the flow with the
+    job's error name; cancelling the flow run (or its crash) kills the job. `key` is
+    `run_workflow`'s: a name of yours for the job.
 
     Example:
         ```python
@@ -53,7 +55,7 @@ def run_and_wait(input_json: dict | str, settings: TibannaSettings | None = None
         print(summary["output_files"], summary["metrics_report"])
         ```
     """
-    job_id = run_workflow.with_options(**RETRIES)(input_json, settings=settings)
+    job_id = run_workflow.with_options(**RETRIES)(input_json, settings=settings, key=key)
     postrun = wait_for_job.with_options(**RETRIES)(job_id, settings=settings, poll_interval=poll_interval)
     report = plot_metrics.with_options(**RETRIES)(job_id, settings=settings)
     return postrun_summary(postrun, report)

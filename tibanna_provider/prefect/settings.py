@@ -49,9 +49,5 @@ class TibannaSettings(Block):
 
     def get_api(self) -> API:
         """A fresh `API` for these settings (one per call: its index connection is not shared between tasks)."""
-        backend = API(self.backend).backend_name
-        if backend == "local":
-            options = {"home": self.tibanna_home}
-        else:
-            options = {"region": self.region, "profile": self.profile}
-        return API(backend, **{name: value for name, value in options.items() if value})
+        return API.from_settings(self.backend, home=self.tibanna_home, region=self.region, profile=self.profile,
+                                 sfn=self.step_function)

@@ -4,9 +4,15 @@ Every task works in sync flows; its twin with an `a` prefix (`arun_workflow`, `a
 ...) is the same task for async flows, to `await`. Without `settings`, `API()`'s defaults from
 the environment apply (`TIBANNA_BACKEND`, `TIBANNA_HOME`, ...).
 
-Submission is idempotent: `run_workflow` derives the job id from the flow run and what it
-submits, so a retry of the task or of its flow re-attaches to the job it started, unless that
-job ended FAILED, TIMED_OUT or ABORTED; then the retry starts a fresh job, `<key>-2`, `<key>-3`...
+Submission is idempotent: `run_workflow` derives the job id from the root flow run (the
+outermost one, whose id a retry keeps) and what it submits, so a retry of the task, of its flow
+or of any flow above it re-attaches to the job it started, unless that job ended FAILED,
+TIMED_OUT or ABORTED; then the retry starts a fresh job, `<key>-2`, `<key>-3`... linked to the
+one it replaces with `rerun_of`.
+
+Each job is also noted on its flow run and the runs above it (a `tibanna.job.<jobid>` label), so
+that `kill_flow_run_jobs`, the flows' `on_cancellation` and `on_crashed` hook, can end the jobs of
+a cancelled or crashed flow run.
 """
 from __future__ import annotations
 
@@ -15,25 +21,29 @@ import hashlib
 import json
 import logging
 import string
+import threading
+from pathlib import Path
 from typing import Any, Callable, Coroutine, ParamSpec, TypeVar
+from uuid import UUID
 
-import anyio
-from prefect import Task, task
+from prefect import Flow, Task, get_client, task
+from prefect.client.schemas.objects import FlowRun
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
-from prefect.utilities.asyncutils import run_coro_as_sync, run_sync_in_worker_thread
+from prefect.logging.loggers import flow_run_logger
+from prefect.states import State
+from prefect.utilities.asyncutils import run_sync_in_worker_thread
 
-from tibanna import exceptions, jobspec, protocol
-from tibanna.backends.base import JobRecord
 from tibanna.core import API
+from tibanna.protocol import RUNNING
 from tibanna_provider.prefect.settings import TibannaSettings
+from tibanna_provider.watch import DEFAULT_POLL_INTERVAL, LOG_TAIL, Job, JobFailed, JobWatcher
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-RESTARTED_AFTER = (protocol.FAILED, protocol.TIMED_OUT, protocol.ABORTED)
-FIRST_POLL_DELAY = 0.5  # seconds; polls back off from here to `poll_interval`
+JOBID_LENGTH = 12  # upstream's job ids: 12 letters and digits
 _JOBID_ALPHABET = string.ascii_letters + string.digits
 Logger = logging.Logger | logging.LoggerAdapter
 
@@ -64,50 +74,117 @@ def _async_twin(sync_task: Task[P, R]) -> Task[P, Coroutine[Any, Any, R]]:
 
 
 # Submission -------------------------------------------------------------------------------------
-def job_key(description: dict, step_function: str | None) -> str | None:
+@functools.lru_cache(maxsize=256)
+def _flow_run_chain(flow_run_id: UUID) -> tuple[UUID, ...]:
+    """This flow run and the runs above it (a subflow's parent, its parent...), innermost first, root last."""
+    chain = [flow_run_id]
+    with get_client(sync_client=True) as client:
+        parent_task_run = client.read_flow_run(flow_run_id).parent_task_run_id
+        while parent_task_run is not None:
+            parent = client.read_task_run(parent_task_run).flow_run_id
+            if parent is None:
+                break
+            chain.append(parent)
+            parent_task_run = client.read_flow_run(parent).parent_task_run_id
+    return tuple(chain)
+
+
+def job_key(description: Any, step_function: str | None) -> str | None:
     """The job id this task run submits under: 12 letters and digits, as upstream's job ids.
 
-    Derived from the flow run (or, for a task run outside any flow, the task run) and from what is
-    submitted, so every try of the same call gets the same id and two different calls in one flow
-    run get different ones. None outside a task run (a plain `run_workflow.fn(...)` call).
+    Derived from the root flow run (or, for a task run outside any flow, the task run) and from
+    what is submitted: every try of the same call, and every retry of a flow above it (a retried
+    parent gives its subflows new run ids, not itself), gets the same id; two different calls
+    get different ones. None outside a task run (a plain `run_workflow.fn(...)` call).
     """
     context = TaskRunContext.get()
     if context is None:
         return None
     run = context.task_run
-    owner = run.flow_run_id or run.id
+    owner = _flow_run_chain(run.flow_run_id)[-1] if run.flow_run_id else run.id
     identity = json.dumps([str(owner), step_function, description], sort_keys=True, default=str)
     number = int.from_bytes(hashlib.sha256(identity.encode()).digest(), "big")
     chars = []
-    for _ in range(protocol.JOBID_LENGTH):
+    for _ in range(JOBID_LENGTH):
         number, digit = divmod(number, len(_JOBID_ALPHABET))
         chars.append(_JOBID_ALPHABET[digit])
     return "".join(chars)
 
 
-def _current_job(api: API, key: str) -> tuple[str, str | None, str | None]:
-    """The job of this key to attach to and its status, or the next id to start (status None) with
-    the failed job it replaces."""
-    generation, previous = 1, None
-    while True:
-        jobid = key if generation == 1 else f"{key}-{generation}"
-        rows = api.stat(job_ids=[jobid])
-        if not rows:
-            return jobid, None, previous
-        if rows[0]["status"] not in RESTARTED_AFTER:
-            return jobid, rows[0]["status"], previous
-        _logger().info("job %s of an earlier try ended %s; this try starts a fresh one", jobid, rows[0]["status"])
-        generation, previous = generation + 1, jobid
+JOB_LABEL = "tibanna.job."  # a flow run's label `tibanna.job.<jobid>` holds the settings the job runs under
+_labelling = threading.Lock()  # the server merges labels read-then-write: one update at a time
+
+
+def _note_job(job_id: str, settings: TibannaSettings) -> None:
+    """Label the current flow run and every run above it with the job, for `kill_flow_run_jobs`."""
+    context = TaskRunContext.get()
+    if context is None or context.task_run.flow_run_id is None:
+        return
+    fields = settings.model_dump(include=set(TibannaSettings.model_fields), exclude_none=True)
+    label = {JOB_LABEL + job_id: json.dumps(fields, sort_keys=True)}
+    with _labelling, get_client(sync_client=True) as client:
+        for flow_run_id in _flow_run_chain(context.task_run.flow_run_id):
+            client.update_flow_run_labels(flow_run_id, label)
+
+
+def kill_flow_run_jobs(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """Kill the running jobs that a flow run (or a subflow of it) started: an `on_cancellation`/`on_crashed` hook.
+
+    As Airflow's `on_kill`, it ends the job of a run that will not watch it any more: a cancelled
+    flow run's jobs end ABORTED. A finished job is left as it is. `run_and_wait` and the example
+    flows carry it; add it to a flow of yours that submits jobs.
+
+    Example:
+        ```python
+        from prefect import flow
+        from tibanna_provider.prefect import kill_flow_run_jobs, run_workflow, wait_for_job
+
+        JOB = {"args": {"language": "shell", "command": "echo hello", "container_image": "ubuntu:20.04",
+                        "output_S3_bucket": "my-data"},
+               "config": {"log_bucket": "my-logs", "cpu": 1, "mem": 1}}
+
+        @flow(on_cancellation=[kill_flow_run_jobs], on_crashed=[kill_flow_run_jobs])
+        def hello() -> dict:
+            return wait_for_job(run_workflow(JOB))
+
+        hello()
+        ```
+    """
+    logger = flow_run_logger(flow_run, flow)
+    with get_client(sync_client=True) as client:
+        labels = client.read_flow_run(flow_run.id).labels
+    for name, fields in labels.items():
+        if not name.startswith(JOB_LABEL):
+            continue
+        job_id = name[len(JOB_LABEL):]
+        api = TibannaSettings(**json.loads(str(fields))).get_api()
+        if (api.job(job_id) or {}).get("status") == RUNNING:
+            logger.info("the flow run is %s: killing its job %s", state.name.lower(), job_id)
+            api.kill(job_id=job_id)
+
+
+def _given(input_json: dict | str) -> tuple[Any, str | None]:
+    """What a description is, for its job key (a file: its JSON), and the jobid it names, if any."""
+    if isinstance(input_json, dict):
+        return input_json, input_json.get("jobid")
+    try:
+        data = json.loads(Path(input_json).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return str(input_json), None  # submitting refuses it, naming the problem
+    return data, data.get("jobid") if isinstance(data, dict) else None
 
 
 @task
-def run_workflow(input_json: dict | str, settings: TibannaSettings | None = None, jobid: str | None = None) -> str:
+def run_workflow(input_json: dict | str, settings: TibannaSettings | None = None, jobid: str | None = None,
+                 key: str | None = None) -> str:
     """Submit a job (a description dict or a JSON file) and return its job id.
 
-    A retry re-attaches to the job an earlier try submitted (see `job_key`); so does the same
-    description submitted twice in one flow run, as Prefect's default cache key (inputs and run)
-    would have it. A `jobid` given here or in the description is used as it is: the same id
-    always means the same job, whatever ended it.
+    A retry, of this task or of a flow above it, re-attaches to the job an earlier try submitted
+    (see `job_key`); so does the same description submitted twice under one root flow run, as
+    Prefect's default cache key (inputs and run) would have it. A `key` of yours names the job
+    instead, in any flow run: the job `key`, or after it failed, `key-2` and so on. A `jobid`
+    given here or in the description is used as it is: the same id always means the same job,
+    whatever ended it.
 
     Example:
         Submit a job and wait for it:
@@ -129,75 +206,40 @@ def run_workflow(input_json: dict | str, settings: TibannaSettings | None = None
     """
     settings = settings or TibannaSettings()
     api = settings.get_api()
-    description = jobspec.load_description(input_json)
-    jobid = jobid or description.get("jobid")
-    key = None if jobid else job_key(description, settings.step_function)
-    replaces = None
+    description, named = _given(input_json)
+    jobid = jobid or named
+    key = None if jobid else key or job_key(description, settings.step_function)
+    attached = None
     if key:
-        jobid, status, replaces = _current_job(api, key)
-        if status:
-            _logger().info("re-attaching to job %s (%s): this flow run submitted it before", jobid, status)
-            return jobid
-    result = api.run_workflow(description, sfn=settings.step_function, jobid=jobid, open_browser=False,
-                              verbose=False, rerun_of=replaces)
-    _logger().info("submitted job %s; its log: %s", result["jobid"], result["_tibanna"]["url"])
-    return result["jobid"]
+        job = api.submit_or_attach(input_json, key)
+        jobid, attached = job["jobid"], job["status"] if job["attached"] else None
+    else:
+        jobid = api.run_workflow(input_json, sfn=settings.step_function, jobid=jobid, open_browser=False,
+                                 verbose=False)["jobid"]
+    _note_job(jobid, settings)
+    links = api.links(jobid)
+    where = links["execution"] or links["log"]  # the console on AWS (log URLs there are pre-signed: not logged)
+    if attached:
+        _logger().info("re-attaching to job %s (%s), which an earlier try submitted; %s", jobid, attached, where)
+    else:
+        _logger().info("submitted job %s; %s", jobid, where)
+    return jobid
 
 
 # Waiting ----------------------------------------------------------------------------------------
-def _read(api: API, job_id: str) -> tuple[JobRecord, str]:
-    """The job's index record and its log so far (status first: once it is final, so is the log)."""
-    record = api.backend.get(job_id=job_id)
-    if record is None:
-        raise exceptions.UserInputError(f"job_id: no job {job_id}")
-    return record, api.log(job_id=job_id, logbucket=record.log_bucket, quiet=True)
+def _watcher(settings: TibannaSettings | None, log_tail: int) -> JobWatcher:
+    """A watcher of the settings' jobs that forwards their logs to this run's log."""
+    return JobWatcher(_api(settings), _logger(), log_tail=log_tail)
 
 
-def _forward(job_id: str, text: str, done: int, final: bool, logger: Logger) -> int:
-    """Log the job's lines after offset `done` (whole lines only, until the job is over); the new offset."""
-    end = len(text) if final else max(done, text.rfind("\n") + 1)
-    for line in text[done:end].splitlines():
-        logger.info("%s | %s", job_id, line)
-    return end
-
-
-def _failure(record: JobRecord, text: str, log_tail: int) -> exceptions.TibannaError:
-    """The job's own error class (upstream's name, e.g. AWSEMJobErrorException), its cause and log tail."""
-    error_class = getattr(exceptions, record.error or "", None)
-    if not (isinstance(error_class, type) and issubclass(error_class, exceptions.TibannaError)):
-        error_class = exceptions.TibannaError
-    message = f"job {record.jobid} {record.status}"
-    message += f" with {record.error}" if record.error else ""
-    message += f": {record.cause}" if record.cause else ""
-    tail = text.splitlines()[-log_tail:] if log_tail > 0 else []
-    if tail:
-        message += f"\nlast {len(tail)} lines of its log:\n" + "\n".join(tail)
-    return error_class(message)
-
-
-async def _wait(job_id: str, settings: TibannaSettings | None, poll_interval: float, log_tail: int,
-                logger: Logger) -> dict:
-    """Poll the job (backing off to `poll_interval`) and forward its log; its postrun JSON, or its error."""
-    api = _api(settings)
-    done, delay = 0, FIRST_POLL_DELAY
-    while True:
-        record, text = await run_sync_in_worker_thread(_read, api, job_id)
-        finished = record.status != protocol.RUNNING
-        done = _forward(job_id, text, done, finished, logger)
-        if finished:
-            break
-        await anyio.sleep(delay)
-        delay = min(delay * 2, poll_interval)
-    if record.status != protocol.SUCCEEDED:
-        raise _failure(record, text, log_tail)
-    postrun = await run_sync_in_worker_thread(api.log, job_id=job_id, logbucket=record.log_bucket,
-                                              postrunjson=True, quiet=True)
-    return json.loads(postrun)
+def _postrun(watcher: JobWatcher, job: Job) -> dict:
+    """The postrun JSON of a job that SUCCEEDED."""
+    return json.loads(watcher.api.log(job_id=job["jobid"], logbucket=job["log_bucket"], postrunjson=True, quiet=True))
 
 
 @task
-def wait_for_job(job_id: str, settings: TibannaSettings | None = None, poll_interval: float = 30.0,
-                 log_tail: int = 20) -> dict:
+def wait_for_job(job_id: str, settings: TibannaSettings | None = None,
+                 poll_interval: float = DEFAULT_POLL_INTERVAL, log_tail: int = LOG_TAIL) -> dict:
     """Wait until a job ends, its log forwarded to this run's log; return its postrun JSON.
 
     Polls quickly at first, then every `poll_interval` seconds. A job that did not succeed
@@ -224,14 +266,24 @@ def wait_for_job(job_id: str, settings: TibannaSettings | None = None, poll_inte
         postrun = asyncio.run(hello())
         ```
     """
-    return run_coro_as_sync(_wait(job_id, settings, poll_interval, log_tail, _logger()))
+    watcher = _watcher(settings, log_tail)
+    try:
+        jobs = watcher.wait([job_id], poll_interval=poll_interval, offsets={})
+    except JobFailed as failed:
+        raise failed.errors[0] from None
+    return _postrun(watcher, jobs[job_id])
 
 
 @task
-async def await_for_job(job_id: str, settings: TibannaSettings | None = None, poll_interval: float = 30.0,
-                        log_tail: int = 20) -> dict:
+async def await_for_job(job_id: str, settings: TibannaSettings | None = None,
+                        poll_interval: float = DEFAULT_POLL_INTERVAL, log_tail: int = LOG_TAIL) -> dict:
     """`wait_for_job` for async flows: it polls without holding a thread."""
-    return await _wait(job_id, settings, poll_interval, log_tail, _logger())
+    watcher = _watcher(settings, log_tail)
+    try:
+        jobs = await watcher.await_wait([job_id], poll_interval=poll_interval, offsets={})
+    except JobFailed as failed:
+        raise failed.errors[0] from None
+    return await run_sync_in_worker_thread(_postrun, watcher, jobs[job_id])
 
 
 # Control and reports ----------------------------------------------------------------------------
