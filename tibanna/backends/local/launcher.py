@@ -24,10 +24,21 @@ def is_running(home: Home) -> bool:
 
 
 def ensure_running(home: Home) -> None:
-    """Start a detached supervisor for this home unless one runs (a second one exits at once)."""
-    if is_running(home):
-        return
-    with open(home.log, "ab") as out:
-        subprocess.Popen([sys.executable, "-m", "tibanna.backends.local.supervisor", str(home.root)],
-                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, close_fds=True,
-                         start_new_session=True, cwd=str(home.root))
+    """Start a detached supervisor for this home unless one runs.
+
+    The lock is taken here and handed to the new process, so from this moment on the home has a
+    supervisor: callers that ask while it is still starting do not start another one."""
+    home.root.mkdir(parents=True, exist_ok=True)
+    with open(home.lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                return
+            raise
+        with open(home.log, "ab") as out:
+            subprocess.Popen([sys.executable, "-m", "tibanna.backends.local.supervisor", str(home.root),
+                              str(handle.fileno())], stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=subprocess.STDOUT, pass_fds=(handle.fileno(),), start_new_session=True,
+                             cwd=str(home.root))
+    # Closing our descriptor leaves the lock with the supervisor, which shares its open file.

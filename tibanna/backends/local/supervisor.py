@@ -177,14 +177,23 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m tibanna.backends.local.supervisor <TIBANNA_HOME>`."""
-    home = Home(Path((argv or sys.argv[1:])[0]))
+    """`python -m tibanna.backends.local.supervisor <TIBANNA_HOME> [<locked fd>]`.
+
+    `ensure_running` passes the descriptor of the lock it already holds; started by hand, the
+    supervisor takes the lock itself (and exits if another supervisor has it)."""
+    args = argv if argv is not None else sys.argv[1:]
+    home = Home(Path(args[0]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor[%(process)d] %(levelname)s %(message)s")
-    with open(home.lock, "a") as handle:
+    if len(args) > 1:
+        handle = os.fdopen(int(args[1]), "a")
+    else:
+        handle = open(home.lock, "a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            handle.close()
             return  # another supervisor serves this home
+    with handle:
         home.pid.write_text(str(os.getpid()))
         log.info("supervisor started for %s", home.root)
         Supervisor(home, handle.fileno()).serve(handle)
