@@ -35,13 +35,6 @@ DAG_IDS = ("tibanna_quick_mapped", "tibanna_clear_me", "tibanna_kill_me", "tiban
            "tibanna_fan_out_and_join", "tibanna_rerun_on_failure")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One xdist worker runs the whole deployment suite (`make test` uses --dist loadgroup)."""
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
-            item.add_marker(pytest.mark.xdist_group("airflow-deployment"))
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

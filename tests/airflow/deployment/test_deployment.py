@@ -13,6 +13,9 @@ import pytest
 
 QUICK_RUNS = 3
 
+# One xdist worker runs the whole suite against one deployment (`make test` uses --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("airflow-deployment")
+
 
 @pytest.fixture(scope="session")
 def runs(deployment, tmp_path_factory) -> dict[str, Any]:
