@@ -3,6 +3,9 @@
 One ListObjectsV2 of `<jobid>.` finds every marker at once. The order: `.aborted` (ours comes
 first, so a kill is honoured while the instance boots), `.job_started`, `.error`, `.success`,
 then ours, `.spot_failure`; then the instance's state, idleness, and otherwise still running.
+A job is idle only when the agent's samples (of the whole machine's job: the container's work
+included) show it so for the whole window; with no samples in the window yet (e.g. while inputs
+are staged) the idle rule is skipped, as upstream skips it without CloudWatch data points.
 A spot interruption reruns the job when `config.spot_interruption_reruns` allows.
 """
 from __future__ import annotations
@@ -11,6 +14,7 @@ import copy
 import datetime as dt
 import json
 import logging
+import os
 from typing import Any, NoReturn
 
 from botocore.exceptions import ClientError
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BOOT_TIMEOUT = dt.timedelta(minutes=10)
 IDLE_WINDOW = dt.timedelta(hours=1)
+IDLE_WINDOW_ENV = "TIBANNA_IDLE_WINDOW_SECONDS"  # the Lambda's setting, for a shorter window than upstream's
 IDLE_CPU_PERCENT = 1.0
 IDLE_READ_BYTES = 1000
 POSTRUN_PAYLOAD_LIMIT = 30000
@@ -72,13 +77,20 @@ def check_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None)
                 spot_interrupted(backend, event)
             what = "no longer found" if state is None else "terminated unintendedly"
             raise EC2UnintendedTerminationException(f"EC2 is {what} for job {jobid} - please rerun.")
-        if not config.get("disable_metrics_collection") and now - started["LastModified"] > IDLE_WINDOW:
-            cpu, reads = check.last_hour_activity()
-            if (cpu is None or cpu < IDLE_CPU_PERCENT) and (reads is None or reads < IDLE_READ_BYTES):
+        window = idle_window()
+        if not config.get("disable_metrics_collection") and now - started["LastModified"] > window:
+            cpu, reads = check.recent_activity(window)
+            if cpu is not None and cpu < IDLE_CPU_PERCENT and reads < IDLE_READ_BYTES:
                 check.terminate()
                 raise EC2IdleException(f"Nothing has been running for the past hour for job {jobid} "
                                        f"(CPU utilization {cpu} and EBS read {reads} bytes).")
         raise StillRunningException(f"job {jobid} still running")
+
+
+def idle_window() -> dt.timedelta:
+    """How long a started job may show no activity before it is ended as idle (an hour, as upstream)."""
+    seconds = os.environ.get(IDLE_WINDOW_ENV)
+    return dt.timedelta(seconds=float(seconds)) if seconds else IDLE_WINDOW
 
 
 class _Check:
@@ -116,15 +128,18 @@ class _Check:
                             f"{protocol.key(self.jobid, protocol.POSTRUN_JSON)}")
         return json.loads(text)
 
-    def last_hour_activity(self) -> tuple[float | None, float | None]:
-        """Max CPU % and bytes read over the last hour, from the agent's samples (None when there are none)."""
+    def recent_activity(self, window: dt.timedelta) -> tuple[float | None, int]:
+        """Max CPU % and bytes read over the window, from the agent's samples; (None, 0) unless the
+        samples cover the whole window (sampling began before it and goes on within it)."""
         text = self.backend.store.get_text(self.log_bucket, protocol.key(self.jobid, protocol.METRICS_SAMPLES)) or ""
-        since = (self.now - IDLE_WINDOW).timestamp()
-        rows = [line.split("\t") for line in text.splitlines()[1:] if line.strip()]
+        since = (self.now - window).timestamp()
         columns = protocol.SAMPLE_COLUMNS
-        recent = [r for r in rows if len(r) == len(columns) and float(r[columns.index("time")]) >= since]
-        if not recent:
-            return None, None
+        rows = [line.split("\t") for line in text.splitlines()[1:] if line.strip()]
+        rows = [r for r in rows if len(r) == len(columns)]
+        times = [float(r[columns.index("time")]) for r in rows]
+        recent = [r for r, t in zip(rows, times) if t >= since]
+        if not recent or min(times) >= since:
+            return None, 0
         cpu = max(float(r[columns.index("cpu_percent")]) for r in recent)
         reads = [int(r[columns.index("read_bytes")]) for r in recent]
         return cpu, max(reads) - min(reads)
