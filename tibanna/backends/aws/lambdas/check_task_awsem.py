@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from botocore.exceptions import ClientError
 
 from tibanna import protocol
-from tibanna.backends.aws import index as idx, lambdas, names
+from tibanna.backends.aws import index as idx, lambdas, names, statemachine
 from tibanna.backends.aws.backend import AWSBackend
 from tibanna.exceptions import (AWSEMJobErrorException, EC2IdleException, EC2StartingException,
                                 EC2UnintendedTerminationException, JobAbortedException, StillRunningException,
@@ -39,7 +39,35 @@ GONE_STATES = ("shutting-down", "terminated", "stopping", "stopped")
 
 
 def handler(event: dict, context: Any = None) -> dict:
+    if statemachine.FAILURE_KEY in event:
+        return end_job(event, lambdas.backend())
     return check_task(event, lambdas.backend())
+
+
+def end_job(event: dict, backend: AWSBackend) -> dict:
+    """The state machine's EndJob: a state failed for good (`event.failure` = {Error, Cause}), so
+    terminate every instance of the job and write `.error` with the cause; returns the event."""
+    failure, jobid = event[statemachine.FAILURE_KEY], event["jobid"]
+    name, cause = failure.get("Error") or "States.TaskFailed", failure.get("Cause") or ""
+    try:  # a Lambda's error comes as its JSON: {errorMessage, errorType, stackTrace}
+        cause = json.loads(cause).get("errorMessage", cause)
+    except (ValueError, AttributeError):
+        pass
+    ec2 = backend.clients("ec2")
+    found = {event["config"].get("instance_id")} - {None, ""}
+    pages = ec2.get_paginator("describe_instances").paginate(Filters=[
+        {"Name": "tag:Name", "Values": [names.instance_name(jobid)]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+    found |= {i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]}
+    if found:
+        try:
+            ec2.terminate_instances(InstanceIds=sorted(found))
+        except ClientError as err:
+            if error_code(err) != "InvalidInstanceID.NotFound":
+                raise
+    lambdas.end_job_with_error(backend.store, jobid, event["config"]["log_bucket"], name, str(cause))
+    log.info("job %s ended by the state machine (%s); terminated %s", jobid, name, sorted(found) or "nothing")
+    return event
 
 
 def check_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None) -> dict:
