@@ -197,12 +197,14 @@ class Injected:
         self.calls = 0
 
     def capacity_errors(self, ec2, when: Callable[[dict], bool], code: str = "InsufficientInstanceCapacity") -> None:
-        """CreateFleet answers with a capacity error (and DeleteFleets with success) while `when(body)`."""
+        """CreateFleet answers with a capacity error among other overrides' errors (and DeleteFleets
+        with success) while `when(body)`."""
         def create_fleet(params: dict, **_: object):
             if when(params["body"]):
                 self.calls += 1
-                return (_OK, {"FleetId": "fleet-injected", "Instances": [],
-                                                  "Errors": [{"ErrorCode": code, "ErrorMessage": "injected"}]})
+                return (_OK, {"FleetId": "fleet-injected", "Instances": [], "Errors": [
+                    {"ErrorCode": "Unsupported", "ErrorMessage": "injected: type not offered in this zone"},
+                    {"ErrorCode": code, "ErrorMessage": "injected"}]})
             return None
 
         def delete_fleets(params: dict, **_: object):
@@ -212,3 +214,16 @@ class Injected:
 
         ec2.meta.events.register("before-call.ec2.CreateFleet", create_fleet)
         ec2.meta.events.register("before-call.ec2.DeleteFleets", delete_fleets)
+
+    def not_found(self, ec2, times: int) -> None:
+        """The first `times` DescribeInstances of one instance answer InvalidInstanceID.NotFound
+        (as AWS may, right after CreateFleet)."""
+        def describe(params: dict, **_: object):
+            if self.calls < times and "InstanceId.1" in params["body"]:
+                self.calls += 1
+                error = {"Error": {"Code": "InvalidInstanceID.NotFound", "Message": "injected: not found"},
+                         "ResponseMetadata": {"HTTPStatusCode": 400}}
+                return AWSResponse("https://injected", 400, {}, None), error
+            return None
+
+        ec2.meta.events.register("before-call.ec2.DescribeInstances", describe)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import json
 import subprocess
@@ -207,3 +208,28 @@ def test_cheapest_types_from_the_catalogue(api, deployed):
     assert {shapes[t].arch for t in shapes} == {"x86", "Arm"} and any(s.gpus for s in shapes.values())
     with pytest.raises(EC2LaunchException, match="no EC2 instances"):
         catalogue.cheapest(cpu=100000, mem_gib=1, spot=False)
+
+
+def test_spot_prices_are_current_and_read_over_every_page(api, deployed):
+    """StartTime asks for the prices in effect now; the cheapest type may be on a later page."""
+    from aws_harness import _OK
+
+    catalogue = Catalogue(api.backend.clients)
+    candidates = catalogue.cheapest(cpu=2, mem_gib=5, spot=False)[:2]
+    seen: list[dict] = []
+
+    def answer(params: dict, **_: object):
+        seen.append(params["body"])
+        stamp = dt.datetime.now(dt.timezone.utc)
+        first = "NextToken" not in params["body"]
+        entry = {"InstanceType": candidates[0 if first else 1], "AvailabilityZone": "us-east-1a",
+                 "SpotPrice": "0.5" if first else "0.1", "Timestamp": stamp, "ProductDescription": "Linux/UNIX"}
+        return _OK, {"SpotPriceHistory": [entry], **({"NextToken": "page-2"} if first else {})}
+
+    ec2 = api.backend.clients("ec2")
+    ec2.meta.events.register("before-call.ec2.DescribeSpotPriceHistory", answer)
+    try:
+        assert catalogue._spot_prices(candidates) == {candidates[0]: 0.5, candidates[1]: 0.1}
+    finally:
+        ec2.meta.events.unregister("before-call.ec2.DescribeSpotPriceHistory", answer)
+    assert len(seen) == 2 and all("StartTime" in body for body in seen)
