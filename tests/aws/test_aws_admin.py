@@ -233,3 +233,28 @@ def test_spot_prices_are_current_and_read_over_every_page(api, deployed):
     finally:
         ec2.meta.events.unregister("before-call.ec2.DescribeSpotPriceHistory", answer)
     assert len(seen) == 2 and all("StartTime" in body for body in seen)
+
+
+def test_deploy_waits_for_a_new_role_to_be_assumable(api, deployed):
+    """Lambda refuses a role IAM has not propagated yet: CreateFunction is retried until it takes it."""
+    from botocore.awsrequest import AWSResponse
+
+    refused = []
+
+    def create_function(params: dict, **_: object):
+        if len(refused) < 2:
+            refused.append(json.loads(params["body"])["FunctionName"])
+            error = {"Error": {"Code": "InvalidParameterValueException",
+                               "Message": "The role defined for the function cannot be assumed by Lambda."},
+                     "ResponseMetadata": {"HTTPStatusCode": 400}}
+            return AWSResponse("https://injected", 400, {}, None), error
+        return None
+
+    client = api.backend.clients("lambda")
+    client.meta.events.register("before-call.lambda.CreateFunction", create_function)
+    try:
+        deployed_now = api.deploy_core("check_task_awsem", suffix="iamwait", usergroup=deployed["usergroup"])
+    finally:
+        client.meta.events.unregister("before-call.lambda.CreateFunction", create_function)
+    assert deployed_now == refused[:1] == [f"check_task_awsem_{deployed['usergroup']}_iamwait"]
+    assert client.get_function_configuration(FunctionName=deployed_now[0])["State"] == "Active"

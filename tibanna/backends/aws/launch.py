@@ -41,6 +41,12 @@ _GIB = 1024 ** 3
 _IP_WAIT_SECONDS = 10
 
 
+def _profile_not_visible(errors: list[dict]) -> bool:
+    """A fleet error saying the instance profile is unknown: a new one EC2 does not see yet."""
+    return any(e.get("ErrorCode") == "InvalidParameterValue" and "instance profile" in
+               e.get("ErrorMessage", "").lower() for e in errors)
+
+
 @dataclass(frozen=True)
 class Launched:
     instance_id: str
@@ -277,8 +283,10 @@ class Launcher:
                 return self._describe(instance_id)
             codes = {e.get("ErrorCode", "") for e in errors}
             detail = "; ".join(f"{e.get('ErrorCode')}: {e.get('ErrorMessage', '')}" for e in errors)
-            if any(c.startswith("InvalidLaunchTemplate") for c in codes) and template_failures < TEMPLATE_RETRIES:
+            if template_failures < TEMPLATE_RETRIES and (any(c.startswith("InvalidLaunchTemplate") for c in codes)
+                                                         or _profile_not_visible(errors)):
                 template_failures += 1
+                time.sleep(template_failures if _profile_not_visible(errors) else 0)
                 continue
             if codes & set(CAPACITY_ERRORS):  # any override out of capacity: the others failed too
                 if behaviour == "retry_without_spot" and spot:
