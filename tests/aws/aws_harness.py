@@ -2,7 +2,8 @@
 
 moto records executions but runs none of them (and cannot run Lambda code without Docker), so
 the player reads the deployed definition, calls our Lambda functions directly with the
-deployed Lambdas' environment, applies each state's Retry rules on a fake clock (no sleeping),
+deployed Lambdas' environment, applies each state's Retry rules on a fake clock (no sleeping)
+and its Catch rules, can report Lambda's own failures (throttling, timeouts) instead of a call,
 and finally sets the execution's status in moto, which is what Step Functions itself does.
 """
 from __future__ import annotations
@@ -19,12 +20,48 @@ from moto.core.utils import utcnow
 from moto.stepfunctions.models import stepfunctions_backends
 
 from tibanna.agent import AgentDefaults, run_job
-from tibanna.backends.aws import build
+from tibanna.backends.aws import build, statemachine
 from tibanna.backends.aws.backend import AWSBackend
 from tibanna.backends.aws.lambdas import check_task_awsem, run_task_awsem
 
 # Hook called when a state is about to be retried: (state name, error name, attempt, payload).
 RetryHook = Callable[[str, str, int, dict], None]
+# Asked before each Lambda call: (state name, call number, input) -> the name of an error Step
+# Functions reports instead of the call's answer (e.g. Lambda.TooManyRequestsException), or None.
+Injector = Callable[[str, int, dict], "str | None"]
+
+
+class StepFunctionsError(Exception):
+    """An error as Step Functions names it (a Lambda service failure, not an exception of ours)."""
+
+    def __init__(self, name: str, cause: str) -> None:
+        super().__init__(cause)
+        self.name = name
+
+
+def _matching(rules: list[dict], error: str) -> int | None:
+    """The first Retry/Catch rule that applies to an error."""
+    return next((i for i, r in enumerate(rules) if error in r["ErrorEquals"] or "States.ALL" in r["ErrorEquals"]),
+                None)
+
+
+def _path(payload: dict, path: str):
+    """A `$.a.b` reference path's value."""
+    value = payload
+    for part in path.removeprefix("$").strip(".").split("."):
+        value = value[part] if part else value
+    return value
+
+
+def _with_result(payload: dict, result_path: str | None, result: dict) -> dict:
+    """ResultPath: `$` replaces the input, None keeps it, `$.x` sets a field of a copy of it."""
+    if result_path is None:
+        return payload
+    if result_path == "$":
+        return result
+    updated = dict(payload)
+    updated[result_path.removeprefix("$.")] = result
+    return updated
 
 
 @dataclass
@@ -42,6 +79,7 @@ class Player:
     def __init__(self, backend: AWSBackend, wheel_path: Path, workdir: Path) -> None:
         self.backend, self.wheel_path, self.workdir = backend, wheel_path, workdir
         self.offset = dt.timedelta()  # how far the fake clock is ahead of the real one (retry intervals)
+        self.definition: dict = {}  # of the execution being played
 
     def lambda_env(self, function: str) -> dict[str, str]:
         """The deployed Lambda's environment, with the wheel path of this machine."""
@@ -50,35 +88,61 @@ class Player:
         env["TIBANNA_WHEEL_PATH"] = str(self.wheel_path)
         return env
 
-    def play(self, exec_arn: str, on_retry: RetryHook | None = None, max_attempts: int = 60) -> Outcome:
+    def play(self, exec_arn: str, on_retry: RetryHook | None = None, max_attempts: int = 60,
+             inject: Injector | None = None) -> Outcome:
+        """Run the execution to its end: Task states with their Retry and Catch rules (first rule
+        whose ErrorEquals names the error, or States.ALL), ResultPath, and Fail states."""
         sfn = self.backend.sfn
         execution = sfn.describe_execution(executionArn=exec_arn)
         definition = json.loads(sfn.describe_state_machine(stateMachineArn=execution["stateMachineArn"])["definition"])
+        self.definition = definition
         payload = json.loads(execution["input"])
-        state, retries = definition["StartAt"], []
+        state, retries, calls = definition["StartAt"], [], 0
         while True:
             spec = definition["States"][state]
+            if spec["Type"] == "Fail":
+                error, cause = (_path(payload, spec[k]) if k in spec else spec.get(k[:-4])
+                                for k in ("ErrorPath", "CausePath"))
+                return self._finish(exec_arn, Outcome("FAILED", error, cause, retries=retries))
             function = spec["Resource"].rsplit(":", 1)[-1]
             attempts = [0] * len(spec.get("Retry", []))
             while True:
+                calls += 1
                 try:
-                    payload = self._call(function, payload)
+                    injected = inject(state, calls, payload) if inject else None
+                    if injected:
+                        raise StepFunctionsError(injected, f"injected {injected}")
+                    result = self._call(function, payload)
+                    payload = _with_result(payload, spec.get("ResultPath", "$"), result)
+                    next_state = spec.get("Next")
                     break
                 except Exception as err:  # noqa: BLE001 - Step Functions sees every error by its class name
-                    name = type(err).__name__
-                    rule = next((i for i, r in enumerate(spec.get("Retry", [])) if name in r["ErrorEquals"]), None)
-                    if rule is None or attempts[rule] >= spec["Retry"][rule]["MaxAttempts"] \
-                            or sum(attempts) >= max_attempts:
+                    name = err.name if isinstance(err, StepFunctionsError) else type(err).__name__
+                    rule = _matching(spec.get("Retry", []), name)
+                    if rule is not None and attempts[rule] < spec["Retry"][rule]["MaxAttempts"] \
+                            and sum(attempts) < max_attempts:
+                        attempts[rule] += 1
+                        r = spec["Retry"][rule]
+                        self.offset += dt.timedelta(
+                            seconds=r["IntervalSeconds"] * r["BackoffRate"] ** (attempts[rule] - 1))
+                        retries.append((state, name))
+                        if on_retry:
+                            on_retry(state, name, attempts[rule], payload)
+                        continue
+                    catch = _matching(spec.get("Catch", []), name)
+                    if catch is None:
                         return self._finish(exec_arn, Outcome("FAILED", name, str(err), retries=retries))
-                    attempts[rule] += 1
-                    r = spec["Retry"][rule]
-                    self.offset += dt.timedelta(seconds=r["IntervalSeconds"] * r["BackoffRate"] ** (attempts[rule] - 1))
-                    retries.append((state, name))
-                    if on_retry:
-                        on_retry(state, name, attempts[rule], payload)
-            if spec.get("End"):
+                    rule_spec = spec["Catch"][catch]
+                    payload = _with_result(payload, rule_spec.get("ResultPath", "$"), {"Error": name, "Cause": str(err)})
+                    next_state = rule_spec["Next"]
+                    break
+            if next_state is None:
                 return self._finish(exec_arn, Outcome("SUCCEEDED", output=payload, retries=retries))
-            state = spec["Next"]
+            state = next_state
+
+    def call_lambda(self, state: str, payload: dict) -> dict:
+        """Call a state's Lambda of the execution being played, as the state would."""
+        return self._call(self.definition["States"][state]["Resource"].rsplit(":", 1)[-1], payload)
 
     def _call(self, function: str, payload: dict) -> dict:
         saved = dict(os.environ)
@@ -87,6 +151,8 @@ class Player:
             now = dt.datetime.now(dt.timezone.utc) + self.offset
             if function.startswith("run_task_awsem"):
                 return run_task_awsem.run_task(payload, self.backend, now=now)
+            if statemachine.FAILURE_KEY in payload:  # as check_task_awsem's handler dispatches
+                return check_task_awsem.end_job(payload, self.backend)
             return check_task_awsem.check_task(payload, self.backend, now=now)
         finally:
             os.environ.clear()
@@ -131,12 +197,14 @@ class Injected:
         self.calls = 0
 
     def capacity_errors(self, ec2, when: Callable[[dict], bool], code: str = "InsufficientInstanceCapacity") -> None:
-        """CreateFleet answers with a capacity error (and DeleteFleets with success) while `when(body)`."""
+        """CreateFleet answers with a capacity error among other overrides' errors (and DeleteFleets
+        with success) while `when(body)`."""
         def create_fleet(params: dict, **_: object):
             if when(params["body"]):
                 self.calls += 1
-                return (_OK, {"FleetId": "fleet-injected", "Instances": [],
-                                                  "Errors": [{"ErrorCode": code, "ErrorMessage": "injected"}]})
+                return (_OK, {"FleetId": "fleet-injected", "Instances": [], "Errors": [
+                    {"ErrorCode": "Unsupported", "ErrorMessage": "injected: type not offered in this zone"},
+                    {"ErrorCode": code, "ErrorMessage": "injected"}]})
             return None
 
         def delete_fleets(params: dict, **_: object):
@@ -146,3 +214,16 @@ class Injected:
 
         ec2.meta.events.register("before-call.ec2.CreateFleet", create_fleet)
         ec2.meta.events.register("before-call.ec2.DeleteFleets", delete_fleets)
+
+    def not_found(self, ec2, times: int) -> None:
+        """The first `times` DescribeInstances of one instance answer InvalidInstanceID.NotFound
+        (as AWS may, right after CreateFleet)."""
+        def describe(params: dict, **_: object):
+            if self.calls < times and "InstanceId.1" in params["body"]:
+                self.calls += 1
+                error = {"Error": {"Code": "InvalidInstanceID.NotFound", "Message": "injected: not found"},
+                         "ResponseMetadata": {"HTTPStatusCode": 400}}
+                return AWSResponse("https://injected", 400, {}, None), error
+            return None
+
+        ec2.meta.events.register("before-call.ec2.DescribeInstances", describe)

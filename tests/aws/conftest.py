@@ -13,6 +13,7 @@ pytest.importorskip("moto")
 from moto.server import ThreadedMotoServer  # noqa: E402
 
 from aws_harness import Player, wheel  # noqa: E402
+from service_models import Violations, strict_validation  # noqa: E402
 
 BUCKETS = ("log-bucket", "out-bucket", "in-bucket")
 USERGROUP = "tests"
@@ -22,6 +23,23 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def _strict_session() -> Iterator[Violations]:
+    with strict_validation() as found:
+        yield found
+
+
+@pytest.fixture(autouse=True)
+def aws_checks_requests(_strict_session: Violations) -> Iterator[None]:
+    """Every request a test makes must be one AWS accepts (patterns, lengths, enums), even when
+    the code under test caught the error."""
+    _strict_session.clear()
+    yield
+    if _strict_session:
+        pytest.fail("requests AWS would refuse:\n" + "\n".join(f"  {n}: {p}" for n, p in _strict_session),
+                    pytrace=False)
 
 
 @pytest.fixture(scope="session")

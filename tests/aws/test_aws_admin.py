@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import json
 import subprocess
@@ -207,3 +208,53 @@ def test_cheapest_types_from_the_catalogue(api, deployed):
     assert {shapes[t].arch for t in shapes} == {"x86", "Arm"} and any(s.gpus for s in shapes.values())
     with pytest.raises(EC2LaunchException, match="no EC2 instances"):
         catalogue.cheapest(cpu=100000, mem_gib=1, spot=False)
+
+
+def test_spot_prices_are_current_and_read_over_every_page(api, deployed):
+    """StartTime asks for the prices in effect now; the cheapest type may be on a later page."""
+    from aws_harness import _OK
+
+    catalogue = Catalogue(api.backend.clients)
+    candidates = catalogue.cheapest(cpu=2, mem_gib=5, spot=False)[:2]
+    seen: list[dict] = []
+
+    def answer(params: dict, **_: object):
+        seen.append(params["body"])
+        stamp = dt.datetime.now(dt.timezone.utc)
+        first = "NextToken" not in params["body"]
+        entry = {"InstanceType": candidates[0 if first else 1], "AvailabilityZone": "us-east-1a",
+                 "SpotPrice": "0.5" if first else "0.1", "Timestamp": stamp, "ProductDescription": "Linux/UNIX"}
+        return _OK, {"SpotPriceHistory": [entry], **({"NextToken": "page-2"} if first else {})}
+
+    ec2 = api.backend.clients("ec2")
+    ec2.meta.events.register("before-call.ec2.DescribeSpotPriceHistory", answer)
+    try:
+        assert catalogue._spot_prices(candidates) == {candidates[0]: 0.5, candidates[1]: 0.1}
+    finally:
+        ec2.meta.events.unregister("before-call.ec2.DescribeSpotPriceHistory", answer)
+    assert len(seen) == 2 and all("StartTime" in body for body in seen)
+
+
+def test_deploy_waits_for_a_new_role_to_be_assumable(api, deployed):
+    """Lambda refuses a role IAM has not propagated yet: CreateFunction is retried until it takes it."""
+    from botocore.awsrequest import AWSResponse
+
+    refused = []
+
+    def create_function(params: dict, **_: object):
+        if len(refused) < 2:
+            refused.append(json.loads(params["body"])["FunctionName"])
+            error = {"Error": {"Code": "InvalidParameterValueException",
+                               "Message": "The role defined for the function cannot be assumed by Lambda."},
+                     "ResponseMetadata": {"HTTPStatusCode": 400}}
+            return AWSResponse("https://injected", 400, {}, None), error
+        return None
+
+    client = api.backend.clients("lambda")
+    client.meta.events.register("before-call.lambda.CreateFunction", create_function)
+    try:
+        deployed_now = api.deploy_core("check_task_awsem", suffix="iamwait", usergroup=deployed["usergroup"])
+    finally:
+        client.meta.events.unregister("before-call.lambda.CreateFunction", create_function)
+    assert deployed_now == refused[:1] == [f"check_task_awsem_{deployed['usergroup']}_iamwait"]
+    assert client.get_function_configuration(FunctionName=deployed_now[0])["State"] == "Active"

@@ -1,8 +1,12 @@
 """The failure paths of a job on AWS, each played through the state machine's retry rules."""
 from __future__ import annotations
 
+import datetime as dt
+
 import boto3
 import pytest
+
+from tibanna import protocol
 
 from aws_harness import Injected
 
@@ -49,17 +53,62 @@ def test_instance_that_never_boots_is_idle(api, deployed, player, shell_job):
     assert "ec2 is not initializing for too long" in outcome.cause
 
 
+def _samples(rows: list[tuple[float, float, int]]) -> bytes:
+    """A samples.tsv of (time, cpu %, bytes read) rows."""
+    lines = ["\t".join(protocol.SAMPLE_COLUMNS)]
+    lines += [f"{t}\t{cpu}\t1000\t1000\t1000\t10000\t{reads}" for t, cpu, reads in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _sampling(api, player, cpu: float, reads_per_check: int):
+    """A retry hook: the job starts, and at each check the agent has sampled (cpu, reads) since the last."""
+    rows: list[tuple[float, float, int]] = []
+
+    def hook(state, error, attempt, payload):
+        jobid = payload["jobid"]
+        api.backend.store.put_bytes("log-bucket", f"{jobid}.job_started", b"")
+        now = (dt.datetime.now(dt.timezone.utc) + player.offset).timestamp()
+        rows.extend((now - 300 + 60 * i, cpu, (rows[-1][2] if rows else 0) + reads_per_check * i // 5)
+                    for i in range(5))
+        api.backend.store.put_bytes("log-bucket", protocol.key(jobid, protocol.METRICS_SAMPLES), _samples(rows))
+    return hook
+
+
 def test_started_job_doing_nothing_for_an_hour_is_idle(api, deployed, player, shell_job):
     submitted = _submit(api, deployed, shell_job("true"))
-
-    def started(state, error, attempt, payload):
-        if error == "EC2StartingException":
-            api.backend.store.put_bytes("log-bucket", f"{payload['jobid']}.job_started", b"")
-
-    outcome = player.play(submitted["_tibanna"]["exec_arn"], on_retry=started)
+    outcome = player.play(submitted["_tibanna"]["exec_arn"], on_retry=_sampling(api, player, 0.2, 0))
     assert outcome.error == "EC2IdleException"
     assert outcome.cause.startswith(f"Nothing has been running for the past hour for job {submitted['jobid']}")
-    assert outcome.retries.count(("CheckTaskAwsem", "StillRunningException")) == 11  # 12 checks, 5 minutes apart
+    assert outcome.retries.count(("CheckTaskAwsem", "StillRunningException")) == 11  # 5 minutes apart
+
+
+@pytest.mark.parametrize("cpu, reads", [(35.0, 0), (0.1, 10 ** 6)], ids=["cpu", "reads"])
+def test_busy_job_is_not_idle(api, deployed, player, shell_job, cpu, reads):
+    """Samples that show work over the window keep the job running (it ends when its agent does)."""
+    submitted = _submit(api, deployed, shell_job("true"))
+    sampled = _sampling(api, player, cpu, reads)
+
+    def hook(state, error, attempt, payload):
+        sampled(state, error, attempt, payload)
+        if attempt == 20:  # 100 minutes of checks, then the job is done
+            player.run_agent(payload)
+
+    outcome = player.play(submitted["_tibanna"]["exec_arn"], on_retry=hook)
+    assert outcome.status == "SUCCEEDED", outcome
+
+
+def test_no_samples_yet_skips_the_idle_rule(api, deployed, player, shell_job):
+    """Started, but nothing sampled for longer than the window (inputs still staging): not idle."""
+    submitted = _submit(api, deployed, shell_job("true"))
+
+    def hook(state, error, attempt, payload):
+        api.backend.store.put_bytes("log-bucket", f"{payload['jobid']}.job_started", b"")
+        if attempt == 20:
+            player.run_agent(payload)
+
+    outcome = player.play(submitted["_tibanna"]["exec_arn"], on_retry=hook)
+    assert outcome.status == "SUCCEEDED", outcome
+    assert outcome.retries.count(("CheckTaskAwsem", "StillRunningException")) == 20
 
 
 @pytest.mark.parametrize("behaviour", ["fail", "wait_and_retry", "retry_without_spot"])

@@ -5,6 +5,8 @@ import json
 
 import boto3
 
+from aws_harness import Injected
+
 
 def test_shell_job_succeeds_with_outputs_in_s3(api, deployed, player, shell_job):
     job = shell_job("echo hello > /data1/out/hello.txt", outputs={"file:///data1/out/hello.txt": "greet/hello.txt"})
@@ -26,3 +28,12 @@ def test_shell_job_succeeds_with_outputs_in_s3(api, deployed, player, shell_job)
     tags = {t["Key"]: t["Value"] for t in state["Tags"]}
     assert tags == {"Name": f"awsem-{jobid}", "Type": "awsem"}
     assert json.loads(api.log(job_id=jobid, postrunjson=True))["Job"]["JOBID"] == jobid
+
+
+def test_an_instance_not_yet_visible_after_the_fleet_is_not_a_failed_launch(api, deployed, player, shell_job):
+    injected = Injected()
+    injected.not_found(api.backend.clients("ec2"), times=2)
+    submitted = api.run_workflow(shell_job("echo ok"), sfn=deployed["sfn"], open_browser=False)
+    outcome = player.play(submitted["_tibanna"]["exec_arn"], on_retry=player.agent_on_boot)
+    assert outcome.status == "SUCCEEDED", outcome
+    assert injected.calls == 2 and outcome.retries == [("CheckTaskAwsem", "EC2StartingException")]

@@ -6,6 +6,7 @@ the smallest fitting types are used, smallest first, and the log says so.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -91,10 +92,13 @@ class Catalogue:
         return sorted(prices, key=lambda name: (prices[name], candidates.index(name)))[:CHEAPEST]
 
     def _spot_prices(self, candidates: list[str]) -> dict[str, float]:
-        history = self.clients("ec2").describe_spot_price_history(
-            InstanceTypes=candidates, ProductDescriptions=["Linux/UNIX"], MaxResults=1000)["SpotPriceHistory"]
+        """The cheapest zone's current spot price per type: the prices in effect now (StartTime=now
+        gives each (type, zone)'s current price; without it AWS pages through 90 days of history)."""
+        pages = self.clients("ec2").get_paginator("describe_spot_price_history").paginate(
+            InstanceTypes=candidates, ProductDescriptions=["Linux/UNIX"],
+            StartTime=dt.datetime.now(dt.timezone.utc), PaginationConfig={"PageSize": 1000})
         latest: dict[tuple[str, str], tuple[Any, float]] = {}
-        for entry in history:  # the latest price per (type, zone) ...
+        for entry in (e for page in pages for e in page["SpotPriceHistory"]):  # the latest per (type, zone) ...
             where = (entry["InstanceType"], entry["AvailabilityZone"])
             if where not in latest or entry["Timestamp"] > latest[where][0]:
                 latest[where] = (entry["Timestamp"], float(entry["SpotPrice"]))

@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 LAMBDA_RUNTIME = "python3.12"
 LAMBDA_TIMEOUT = 800  # upstream's
 LAMBDA_MEMORY = 256
+IAM_PROPAGATION_SECONDS = 120  # a new role can take this long to become assumable by Lambda
 HANDLERS = {kind: f"tibanna.backends.aws.lambdas.{kind}.handler" for kind in names.ALL_LAMBDAS}
 
 
@@ -130,18 +132,39 @@ class Deployer:
         return deployed
 
     def _put_function(self, config: dict[str, Any], code: bytes) -> None:
-        client = self.clients("lambda")
+        """Create or update a Lambda; return once it is Active with its last update applied."""
+        client, function = self.clients("lambda"), config["FunctionName"]
         try:
-            client.update_function_code(FunctionName=config["FunctionName"], ZipFile=code)
+            client.update_function_code(FunctionName=function, ZipFile=code)
         except ClientError as err:
             if error_code(err) != "ResourceNotFoundException":
                 raise
-            client.create_function(Code={"ZipFile": code}, **config)
-            log.info("created Lambda %s", config["FunctionName"])
+            self._create_function(config, code)
+            client.get_waiter("function_active_v2").wait(FunctionName=function)
+            log.info("created Lambda %s", function)
             return
-        client.get_waiter("function_updated_v2").wait(FunctionName=config["FunctionName"])
+        client.get_waiter("function_updated_v2").wait(FunctionName=function)
         client.update_function_configuration(**config)
-        log.info("updated Lambda %s", config["FunctionName"])
+        client.get_waiter("function_updated_v2").wait(FunctionName=function)
+        log.info("updated Lambda %s", function)
+
+    def _create_function(self, config: dict[str, Any], code: bytes) -> None:
+        """CreateFunction, retried while IAM has not propagated the new role to Lambda yet."""
+        deadline = time.monotonic() + IAM_PROPAGATION_SECONDS
+        delay = 1.0
+        while True:
+            try:
+                self.clients("lambda").create_function(Code={"ZipFile": code}, **config)
+                return
+            except ClientError as err:
+                message = err.response.get("Error", {}).get("Message", "")
+                if error_code(err) != "InvalidParameterValueException" or "assume" not in message \
+                        or time.monotonic() > deadline:
+                    raise
+                log.info("Lambda %s: its role is not assumable yet (IAM propagation); retrying in %.0f s",
+                         config["FunctionName"], delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     # Users --------------------------------------------------------------------------------------
     def users(self) -> list[dict[str, str]]:

@@ -138,6 +138,7 @@ class UsergroupIAM:
         roles = self.iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]["Roles"]
         if not any(r["RoleName"] == profile for r in roles):
             self.iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=profile)
+        self._wait_visible(profile)
         group = names.prefix(self.usergroup)
         try:
             self.iam.create_group(GroupName=group)
@@ -148,6 +149,15 @@ class UsergroupIAM:
             self.iam.attach_group_policy(GroupName=group, PolicyArn=policy_arn(account, self.usergroup, policy))
         log.info("IAM for usergroup %s: group %s, roles and policies scoped to %s", self.usergroup, group,
                  ", ".join(buckets) or "the placeholder buckets")
+
+    def _wait_visible(self, profile: str) -> None:
+        """Wait until IAM shows every role and the instance profile (new ones take a moment); Lambda and
+        EC2 may see them later still, so CreateFunction and CreateFleet retry on their side."""
+        for kind in names.ROLE_POLICIES:
+            self.iam.get_waiter("role_exists").wait(RoleName=names.role_name(self.usergroup, kind),
+                                                    WaiterConfig={"Delay": 2, "MaxAttempts": 30})
+        self.iam.get_waiter("instance_profile_exists").wait(InstanceProfileName=profile,
+                                                            WaiterConfig={"Delay": 2, "MaxAttempts": 30})
 
     def _put_policy(self, arn: str, name: str, document: dict) -> None:
         text = json.dumps(document)

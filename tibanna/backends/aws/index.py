@@ -3,12 +3,14 @@
 Items: `Job Id`, `Execution Name`, `Step Function`, `Log Bucket`, `Time Stamp` (upstream's
 `%Y%m%d-%H:%M:%S-UTC`, which sorts by time), `instance_id`, and our `Rerun Of` (the first job
 of a rerun chain). One addition to upstream's table: the global secondary index
-`Step Function-Time Stamp`, so a step function's jobs are read newest first, a page at a time.
+`StepFunction-TimeStamp` (`Step Function`, `Time Stamp`), so a step function's jobs are read
+newest first, a page at a time; upstream's existing table gains it in place.
 Reads and writes are batched: 100 keys per BatchGetItem, 100 conditional puts per transaction.
 """
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Iterable, Iterator
 
 from botocore.exceptions import ClientError
@@ -23,6 +25,8 @@ INSTANCE_ID, RERUN_OF = "instance_id", "Rerun Of"
 _GET_BATCH = 100
 _TRANSACTION = 100
 _WRITE_BATCH = 25
+ACTIVE_TIMEOUT = 900  # seconds: a new index on a big table backfills for minutes
+_POLL_SECONDS = 5
 
 
 def _flat(item: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -40,11 +44,12 @@ class Index:
         self.ddb = clients("dynamodb")
 
     # Table ------------------------------------------------------------------------------------
-    def ensure_table(self) -> None:
-        """Create the table (on demand billing) with its step-function index, or add the index."""
-        gsi = {"IndexName": names.SFN_INDEX, "Projection": {"ProjectionType": "ALL"},
-               "KeySchema": [{"AttributeName": SFN, "KeyType": "HASH"},
-                             {"AttributeName": TIME_STAMP, "KeyType": "RANGE"}]}
+    def ensure_table(self, timeout: float = ACTIVE_TIMEOUT) -> None:
+        """Create the table (on demand billing) with its step-function index, or add the index to
+        upstream's table; return once both are ACTIVE (the index is queried right after)."""
+        gsi: dict[str, Any] = {"IndexName": names.SFN_INDEX, "Projection": {"ProjectionType": "ALL"},
+                               "KeySchema": [{"AttributeName": SFN, "KeyType": "HASH"},
+                                             {"AttributeName": TIME_STAMP, "KeyType": "RANGE"}]}
         attributes = [{"AttributeName": n, "AttributeType": "S"} for n in (names.TABLE_KEY, SFN, TIME_STAMP)]
         try:
             table = self.ddb.describe_table(TableName=names.TABLE)["Table"]
@@ -55,11 +60,33 @@ class Index:
                                   KeySchema=[{"AttributeName": names.TABLE_KEY, "KeyType": "HASH"}],
                                   AttributeDefinitions=attributes, GlobalSecondaryIndexes=[gsi])
             log.info("created DynamoDB table %s", names.TABLE)
-            return
-        if not any(i["IndexName"] == names.SFN_INDEX for i in table.get("GlobalSecondaryIndexes", [])):
-            self.ddb.update_table(TableName=names.TABLE, AttributeDefinitions=attributes,
-                                  GlobalSecondaryIndexUpdates=[{"Create": gsi}])
-            log.info("added index %s to DynamoDB table %s", names.SFN_INDEX, names.TABLE)
+        else:
+            if not any(i["IndexName"] == names.SFN_INDEX for i in table.get("GlobalSecondaryIndexes", [])):
+                self._wait_active(timeout)  # UpdateTable needs an ACTIVE table
+                if (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED") == "PROVISIONED":
+                    throughput = table["ProvisionedThroughput"]
+                    gsi["ProvisionedThroughput"] = {k: throughput[k] for k in ("ReadCapacityUnits",
+                                                                                "WriteCapacityUnits")}
+                self.ddb.update_table(TableName=names.TABLE, AttributeDefinitions=attributes,
+                                      GlobalSecondaryIndexUpdates=[{"Create": gsi}])
+                log.info("adding index %s to DynamoDB table %s", names.SFN_INDEX, names.TABLE)
+        self._wait_active(timeout)
+
+    def _wait_active(self, timeout: float) -> None:
+        """Wait until the table and every index of it are ACTIVE (an index backfills after UpdateTable)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            table = self.ddb.describe_table(TableName=names.TABLE)["Table"]
+            pending = [i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])
+                       if i.get("IndexStatus", "ACTIVE") != "ACTIVE"]
+            if table["TableStatus"] == "ACTIVE" and not pending:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DynamoDB table {names.TABLE} is {table['TableStatus']}"
+                                   + (f", index {', '.join(pending)} not ACTIVE" if pending else "")
+                                   + f" after {timeout:.0f} s")
+            log.info("waiting for DynamoDB table %s to be ACTIVE", names.TABLE)
+            time.sleep(_POLL_SECONDS)
 
     # Writes -----------------------------------------------------------------------------------
     def claim(self, items: list[dict[str, str]]) -> set[str]:

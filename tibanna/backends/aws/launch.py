@@ -23,17 +23,28 @@ from tibanna import __version__, jobspec, protocol
 from tibanna.backends.aws import names
 from tibanna.backends.aws.catalogue import Catalogue
 from tibanna.exceptions import EC2InstanceLimitException, EC2InstanceLimitWaitException, EC2LaunchException
-from tibanna.storage.s3 import Clients, S3Store
+from tibanna.storage.s3 import Clients, S3Store, error_code
 
 log = logging.getLogger(__name__)
 
-CAPACITY_ERRORS = ("InsufficientInstanceCapacity", "InstanceLimitExceeded", "UnfulfillableCapacity")
+# Fleet errors (one per override) that mean "no capacity for this request now".
+CAPACITY_ERRORS = ("InsufficientInstanceCapacity", "InsufficientCapacity", "InstanceLimitExceeded",
+                   "UnfulfillableCapacity", "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded",
+                   "SpotMaxPriceTooLow", "InsufficientFreeAddressesInSubnet", "InsufficientHostCapacity",
+                   "InsufficientReservedInstanceCapacity", "MaxSpotFleetRequestCountExceeded")
+_DESCRIBE_ATTEMPTS = 10  # DescribeInstances may not know a just-created instance yet
 TEMPLATE_RETRIES = 5
 DATA_DEVICE = "/dev/sdb"
 ROOT_DEVICE = "/dev/sda1"
 DATA_MOUNT = "/mnt/data1"
 _GIB = 1024 ** 3
 _IP_WAIT_SECONDS = 10
+
+
+def _profile_not_visible(errors: list[dict]) -> bool:
+    """A fleet error saying the instance profile is unknown: a new one EC2 does not see yet."""
+    return any(e.get("ErrorCode") == "InvalidParameterValue" and "instance profile" in
+               e.get("ErrorMessage", "").lower() for e in errors)
 
 
 @dataclass(frozen=True)
@@ -272,10 +283,12 @@ class Launcher:
                 return self._describe(instance_id)
             codes = {e.get("ErrorCode", "") for e in errors}
             detail = "; ".join(f"{e.get('ErrorCode')}: {e.get('ErrorMessage', '')}" for e in errors)
-            if any(c.startswith("InvalidLaunchTemplate") for c in codes) and template_failures < TEMPLATE_RETRIES:
+            if template_failures < TEMPLATE_RETRIES and (any(c.startswith("InvalidLaunchTemplate") for c in codes)
+                                                         or _profile_not_visible(errors)):
                 template_failures += 1
+                time.sleep(template_failures if _profile_not_visible(errors) else 0)
                 continue
-            if codes and codes <= set(CAPACITY_ERRORS):
+            if codes & set(CAPACITY_ERRORS):  # any override out of capacity: the others failed too
                 if behaviour == "retry_without_spot" and spot:
                     log.info("job %s: no spot capacity (%s); retrying on demand", self.jobid, detail)
                     spot, behaviour = False, "fail"
@@ -315,8 +328,16 @@ class Launcher:
     def _describe(self, instance_id: str) -> Launched:
         """The instance's public IP ('' in a private subnet) and zone, once it has them."""
         deadline = time.monotonic() + _IP_WAIT_SECONDS
+        unknown = 0
         while True:
-            instance = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+            try:
+                instance = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+            except ClientError as err:  # eventual consistency: the fleet's instance is not visible yet
+                unknown += 1
+                if error_code(err) != "InvalidInstanceID.NotFound" or unknown >= _DESCRIBE_ATTEMPTS:
+                    raise
+                time.sleep(min(2 ** unknown * 0.1, 5))
+                continue
             ip = instance.get("PublicIpAddress", "")
             if ip or instance["State"]["Name"] != "pending" or time.monotonic() > deadline:
                 return Launched(instance_id, ip, instance["Placement"]["AvailabilityZone"], instance["InstanceType"])

@@ -11,7 +11,8 @@ COSTUPDATER_SUFFIX = "_costupdater"
 TABLE = "tibanna-master"
 TABLE_KEY = "Job Id"
 # Our addition to upstream's table: jobs of a step function by submission time (stat, purge).
-SFN_INDEX = "Step Function-Time Stamp"
+# Index names must match [a-zA-Z0-9_.-]+, so it cannot spell its key names with their spaces.
+SFN_INDEX = "StepFunction-TimeStamp"
 INSTANCE_NAME_PREFIX = "awsem-"
 INSTANCE_TYPE_TAG = "awsem"
 LAUNCH_TEMPLATE_PREFIX = "TibannaLaunchTemplate_"

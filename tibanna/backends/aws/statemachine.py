@@ -1,8 +1,12 @@
-"""The state machines: `tibanna_unicorn*`, upstream's two Lambda states and retry rules (reference
-3.1), and its optional cost updater `<unicorn>_costupdater` (reference 3.4).
+"""The state machines: `tibanna_unicorn*`, upstream's two Lambda states and retry rules, and its
+optional cost updater `<unicorn>_costupdater`.
 
-There is no Catch: any error not retried fails the execution, and its name is the Python
-exception class the Lambda raised (AWSEMJobErrorException, EC2IdleException, ...).
+Lambda's own failures (throttling, client timeouts, crashes, service errors) are retried with
+backoff. Any error that is not retried, or is retried no more, is caught: the `EndJob` state asks
+`check_task_awsem` to end the job (terminate its instance, write `.error` with the cause), and
+`JobFailed` then fails the execution with the original error and cause, so no instance outlives
+its execution. The error's name is the Python exception class the Lambda raised
+(AWSEMJobErrorException, EC2IdleException, ...) or Step Functions' name for a Lambda failure.
 """
 from __future__ import annotations
 
@@ -11,7 +15,11 @@ import json
 from tibanna.backends.aws import names
 
 LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                 "Lambda.ResourceNotFoundException"]
+                 "Lambda.ResourceNotFoundException", "Lambda.TooManyRequestsException",
+                 "Lambda.ClientExecutionTimeoutException", "Lambda.Unknown"]
+FAILURE_KEY = "failure"
+FAILURE_PATH = f"$.{FAILURE_KEY}"  # where a caught error's {Error, Cause} goes in the state's input
+END_JOB, JOB_FAILED = "EndJob", "JobFailed"
 
 
 def _retry(errors: list[str], interval: int, attempts: int, backoff: float) -> dict:
@@ -37,17 +45,26 @@ def lambda_arn(region: str, account: str, kind: str, usergroup: str, sfx: str | 
     return f"arn:aws:lambda:{region}:{account}:function:{names.lambda_name(kind, usergroup, sfx)}"
 
 
+def _catch(next_state: str, result_path: str | None) -> list[dict]:
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": result_path, "Next": next_state}]
+
+
 def definition(region: str, account: str, usergroup: str, sfx: str | None) -> dict:
     """The ASL definition of `tibanna_unicorn<suffix>`."""
+    check_task = lambda_arn(region, account, names.CHECK_TASK, usergroup, sfx)
     return {
         "Comment": "Start a workflow run on awsem and track it",
         "StartAt": "RunTaskAwsem",
         "States": {
             "RunTaskAwsem": {"Type": "Task", "Resource": lambda_arn(region, account, names.RUN_TASK, usergroup, sfx),
-                             "Retry": RUN_TASK_RETRY, "Next": "CheckTaskAwsem"},
-            "CheckTaskAwsem": {"Type": "Task",
-                               "Resource": lambda_arn(region, account, names.CHECK_TASK, usergroup, sfx),
-                               "Retry": CHECK_TASK_RETRY, "End": True},
+                             "Retry": RUN_TASK_RETRY, "Catch": _catch(END_JOB, FAILURE_PATH),
+                             "Next": "CheckTaskAwsem"},
+            "CheckTaskAwsem": {"Type": "Task", "Resource": check_task, "Retry": CHECK_TASK_RETRY,
+                               "Catch": _catch(END_JOB, FAILURE_PATH), "End": True},
+            # check_task_awsem ends a job whose input has `failure`; its answer is not kept.
+            END_JOB: {"Type": "Task", "Resource": check_task, "ResultPath": None, "Retry": [LAMBDA_RETRY],
+                      "Catch": _catch(JOB_FAILED, None), "Next": JOB_FAILED},
+            JOB_FAILED: {"Type": "Fail", "ErrorPath": f"{FAILURE_PATH}.Error", "CausePath": f"{FAILURE_PATH}.Cause"},
         },
     }
 

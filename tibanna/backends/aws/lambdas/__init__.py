@@ -43,7 +43,8 @@ def job_ends_on_failure(store: S3Store, jobid: str, log_bucket: str) -> Iterator
 
 
 def end_job_with_error(store: S3Store, jobid: str, log_bucket: str, name: str, cause: str) -> None:
-    """The `.error` marker (and the error in the postrun JSON) for a job that has no terminal marker."""
+    """The `.error` marker, holding the error (and the error in the postrun JSON), for a job that has no
+    terminal marker."""
     if any(store.exists(log_bucket, protocol.key(jobid, m)) for m in protocol.TERMINAL_MARKERS):
         return
     text = store.get_text(log_bucket, protocol.key(jobid, protocol.POSTRUN_JSON))
@@ -51,5 +52,5 @@ def end_job_with_error(store: S3Store, jobid: str, log_bucket: str, name: str, c
         postrun = json.loads(text)
         protocol.set_postrun_error(postrun, name, cause)
         store.put_bytes(log_bucket, protocol.key(jobid, protocol.POSTRUN_JSON), protocol.dump_json(postrun))
-    store.put_bytes(log_bucket, protocol.key(jobid, protocol.ERROR), b"")
+    store.put_bytes(log_bucket, protocol.key(jobid, protocol.ERROR), f"{name}: {cause}\n".encode())
     log.info("job %s ended: %s: %s", jobid, name, cause)

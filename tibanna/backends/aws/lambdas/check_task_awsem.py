@@ -3,6 +3,9 @@
 One ListObjectsV2 of `<jobid>.` finds every marker at once. The order: `.aborted` (ours comes
 first, so a kill is honoured while the instance boots), `.job_started`, `.error`, `.success`,
 then ours, `.spot_failure`; then the instance's state, idleness, and otherwise still running.
+A job is idle only when the agent's samples (of the whole machine's job: the container's work
+included) show it so for the whole window; with no samples in the window yet (e.g. while inputs
+are staged) the idle rule is skipped, as upstream skips it without CloudWatch data points.
 A spot interruption reruns the job when `config.spot_interruption_reruns` allows.
 """
 from __future__ import annotations
@@ -11,12 +14,13 @@ import copy
 import datetime as dt
 import json
 import logging
+import os
 from typing import Any, NoReturn
 
 from botocore.exceptions import ClientError
 
 from tibanna import protocol
-from tibanna.backends.aws import index as idx, lambdas, names
+from tibanna.backends.aws import index as idx, lambdas, names, statemachine
 from tibanna.backends.aws.backend import AWSBackend
 from tibanna.exceptions import (AWSEMJobErrorException, EC2IdleException, EC2StartingException,
                                 EC2UnintendedTerminationException, JobAbortedException, StillRunningException,
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BOOT_TIMEOUT = dt.timedelta(minutes=10)
 IDLE_WINDOW = dt.timedelta(hours=1)
+IDLE_WINDOW_ENV = "TIBANNA_IDLE_WINDOW_SECONDS"  # the Lambda's setting, for a shorter window than upstream's
 IDLE_CPU_PERCENT = 1.0
 IDLE_READ_BYTES = 1000
 POSTRUN_PAYLOAD_LIMIT = 30000
@@ -34,7 +39,35 @@ GONE_STATES = ("shutting-down", "terminated", "stopping", "stopped")
 
 
 def handler(event: dict, context: Any = None) -> dict:
+    if statemachine.FAILURE_KEY in event:
+        return end_job(event, lambdas.backend())
     return check_task(event, lambdas.backend())
+
+
+def end_job(event: dict, backend: AWSBackend) -> dict:
+    """The state machine's EndJob: a state failed for good (`event.failure` = {Error, Cause}), so
+    terminate every instance of the job and write `.error` with the cause; returns the event."""
+    failure, jobid = event[statemachine.FAILURE_KEY], event["jobid"]
+    name, cause = failure.get("Error") or "States.TaskFailed", failure.get("Cause") or ""
+    try:  # a Lambda's error comes as its JSON: {errorMessage, errorType, stackTrace}
+        cause = json.loads(cause).get("errorMessage", cause)
+    except (ValueError, AttributeError):
+        pass
+    ec2 = backend.clients("ec2")
+    found = {event["config"].get("instance_id")} - {None, ""}
+    pages = ec2.get_paginator("describe_instances").paginate(Filters=[
+        {"Name": "tag:Name", "Values": [names.instance_name(jobid)]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+    found |= {i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]}
+    if found:
+        try:
+            ec2.terminate_instances(InstanceIds=sorted(found))
+        except ClientError as err:
+            if error_code(err) != "InvalidInstanceID.NotFound":
+                raise
+    lambdas.end_job_with_error(backend.store, jobid, event["config"]["log_bucket"], name, str(cause))
+    log.info("job %s ended by the state machine (%s); terminated %s", jobid, name, sorted(found) or "nothing")
+    return event
 
 
 def check_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None) -> dict:
@@ -72,13 +105,20 @@ def check_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None)
                 spot_interrupted(backend, event)
             what = "no longer found" if state is None else "terminated unintendedly"
             raise EC2UnintendedTerminationException(f"EC2 is {what} for job {jobid} - please rerun.")
-        if not config.get("disable_metrics_collection") and now - started["LastModified"] > IDLE_WINDOW:
-            cpu, reads = check.last_hour_activity()
-            if (cpu is None or cpu < IDLE_CPU_PERCENT) and (reads is None or reads < IDLE_READ_BYTES):
+        window = idle_window()
+        if not config.get("disable_metrics_collection") and now - started["LastModified"] > window:
+            cpu, reads = check.recent_activity(window)
+            if cpu is not None and cpu < IDLE_CPU_PERCENT and reads < IDLE_READ_BYTES:
                 check.terminate()
                 raise EC2IdleException(f"Nothing has been running for the past hour for job {jobid} "
                                        f"(CPU utilization {cpu} and EBS read {reads} bytes).")
         raise StillRunningException(f"job {jobid} still running")
+
+
+def idle_window() -> dt.timedelta:
+    """How long a started job may show no activity before it is ended as idle (an hour, as upstream)."""
+    seconds = os.environ.get(IDLE_WINDOW_ENV)
+    return dt.timedelta(seconds=float(seconds)) if seconds else IDLE_WINDOW
 
 
 class _Check:
@@ -116,15 +156,18 @@ class _Check:
                             f"{protocol.key(self.jobid, protocol.POSTRUN_JSON)}")
         return json.loads(text)
 
-    def last_hour_activity(self) -> tuple[float | None, float | None]:
-        """Max CPU % and bytes read over the last hour, from the agent's samples (None when there are none)."""
+    def recent_activity(self, window: dt.timedelta) -> tuple[float | None, int]:
+        """Max CPU % and bytes read over the window, from the agent's samples; (None, 0) unless the
+        samples cover the whole window (sampling began before it and goes on within it)."""
         text = self.backend.store.get_text(self.log_bucket, protocol.key(self.jobid, protocol.METRICS_SAMPLES)) or ""
-        since = (self.now - IDLE_WINDOW).timestamp()
-        rows = [line.split("\t") for line in text.splitlines()[1:] if line.strip()]
+        since = (self.now - window).timestamp()
         columns = protocol.SAMPLE_COLUMNS
-        recent = [r for r in rows if len(r) == len(columns) and float(r[columns.index("time")]) >= since]
-        if not recent:
-            return None, None
+        rows = [line.split("\t") for line in text.splitlines()[1:] if line.strip()]
+        rows = [r for r in rows if len(r) == len(columns)]
+        times = [float(r[columns.index("time")]) for r in rows]
+        recent = [r for r, t in zip(rows, times) if t >= since]
+        if not recent or min(times) >= since:
+            return None, 0
         cpu = max(float(r[columns.index("cpu_percent")]) for r in recent)
         reads = [int(r[columns.index("read_bytes")]) for r in recent]
         return cpu, max(reads) - min(reads)

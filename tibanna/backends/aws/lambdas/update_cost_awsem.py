@@ -4,6 +4,7 @@ the job's metrics_report.tsv and metrics.html is re-rendered from it."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import logging
 from typing import Any
@@ -21,6 +22,12 @@ log = logging.getLogger(__name__)
 
 # Cost Explorer bills within a day or so; after this long past the job's end, stop asking.
 GIVE_UP_AFTER = dt.timedelta(days=3)
+# metrics.html's charts need these; the Lambda's package has none of them (its report keeps the tsv).
+CHART_LIBRARIES = ("pandas", "matplotlib", "seaborn")
+
+
+def can_render_charts() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in CHART_LIBRARIES)
 
 
 def handler(event: dict, context: Any = None) -> dict:
@@ -52,10 +59,13 @@ def update_cost(event: dict, backend: AWSBackend, now: dt.datetime | None = None
         return _answer(False, "Cost not yet available.")
     if not update_cost_tsv(backend.store, log_bucket, jobid, cost):  # asked again until plot_metrics makes one
         return _answer(False, f"Cost {cost} is known, but the job has no metrics report yet to hold it.")
-    try:
-        plot_metrics_to_store(backend.store, log_bucket, jobid, job_info=job_info(postrun, None),
-                              update_html_only=True, force_upload=True)
-    except TibannaError as err:  # e.g. no charting libraries where this runs: the tsv has the cost
-        log.warning("job %s: metrics.html not re-rendered: %s", jobid, err)
+    if not can_render_charts():
+        log.info("job %s: metrics.html shows the cost once re-plotted (no charting libraries here)", jobid)
+    else:
+        try:
+            plot_metrics_to_store(backend.store, log_bucket, jobid, job_info=job_info(postrun, None),
+                                  update_html_only=True, force_upload=True)
+        except TibannaError as err:
+            log.warning("job %s: metrics.html not re-rendered: %s", jobid, err)
     log.info("job %s: cost %s written to its metrics report", jobid, cost)
     return _answer(True, f"Cost updated: {cost}")
