@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import hypothesis as hyp
 import pytest
+from hypothesis import strategies as st
 
 from tibanna import jobspec
 from tibanna.exceptions import (
@@ -18,20 +22,9 @@ from tibanna.exceptions import (
 )
 from tibanna.jobspec import OutputTarget
 
-SAMPLES = Path("/work/shared/reference/upstream-samples")
+from jobspec_mutants import SAMPLES, corpus, corpus_paths, mutants, nest, outcome
 
-
-def _corpus() -> list[Path]:
-    """Upstream's job descriptions: sample files holding both args and config."""
-    found = []
-    for path in sorted([*SAMPLES.glob("job-descriptions/*.json"), *SAMPLES.glob("examples/*.json")]):
-        data = json.loads(path.read_text())
-        if isinstance(data, dict) and "args" in data and "config" in data:
-            found.append(path)
-    return found
-
-
-CORPUS = _corpus()
+CORPUS = corpus_paths()
 
 SHELL = {
     "args": {
@@ -105,6 +98,7 @@ def c(*path: str) -> tuple:
 
 def test_corpus_has_all_upstream_descriptions():
     assert len(CORPUS) == 106
+    assert "MIT License" in (SAMPLES / "LICENSE-upstream.txt").read_text()  # the data's licence travels with it
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -643,3 +637,167 @@ def test_jobid_argument_validated():
 def test_every_refusal_is_a_user_error():
     """All parse-time refusals derive from TibannaError (callers catch one class)."""
     assert len(MALFORMED) + len(ESCAPES) >= 40
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile input: every malformed description is refused with a TibannaError naming its field.
+
+def _refusal(description) -> str:
+    """The one-line message a description is refused with (any other exception fails the test)."""
+    with pytest.raises(TibannaError) as info:
+        jobspec.parse(description)
+    message = str(info.value)
+    assert message.splitlines() == [message], message
+    return message
+
+
+@pytest.mark.parametrize("depth", [jobspec.MAX_NESTING, jobspec.MAX_NESTING + 1, 500, 5000, 100_000])
+@pytest.mark.parametrize("kind", ["list", "dict"])
+def test_deep_nesting_refused_before_anything_recurses(depth, kind):
+    data = variant(SHELL, (a("my_field"), nest(depth - 2, kind)))  # args.my_field is 2 levels down
+    if depth <= jobspec.MAX_NESTING:
+        assert jobspec.parse(data)["args"]["my_field"] == data["args"]["my_field"]
+    else:
+        step = "[0]" if kind == "list" else ".a"
+        message = _refusal(data)
+        assert message.startswith(f"args.my_field{step}{step}")
+        assert message.endswith(f": nested more than {jobspec.MAX_NESTING} levels deep"), message
+
+
+def test_deep_nesting_in_a_checked_field_refused():
+    data = variant(CWL, (a("input_files", "bam", "object_key"), nest(300, "list")))
+    assert _refusal(data).startswith("args.input_files.bam.object_key[0][0]")
+
+
+@pytest.mark.parametrize("depth, prefix", [(500, "args[0][0][0]"), (200_000, "input_json: cannot read ")])
+def test_deep_nesting_in_a_file_refused(tmp_path: Path, depth, prefix):
+    path = tmp_path / "deep.json"
+    path.write_text('{"args": ' + "[" * depth + "]" * depth + ', "config": {}}')
+    message = _refusal(path)
+    assert message.startswith(prefix) and "nested more than 100 levels deep" in message, message
+
+
+def test_self_containing_dict_refused():
+    data = copy.deepcopy(SHELL)
+    data["args"]["loop"] = data["args"]
+    assert _refusal(data).startswith("args.loop.loop.loop")
+
+
+@pytest.mark.parametrize("field", ["object_key", "object_prefix"])
+@pytest.mark.parametrize("unzip", [None, True, False])
+def test_output_target_null_destination_refused(field, unzip):
+    entry = {field: None} if unzip is None else {field: None, "unzip": unzip}
+    message = _refusal(variant(CWL, (a("output_target", "out"), entry)))
+    if unzip and field == "object_key":
+        assert message == "args.output_target.out: object_prefix must be given with unzip=True"
+    else:
+        assert message.startswith(f"args.output_target.out.{field}: must be a non-empty string, not null")
+
+
+def test_output_target_null_destination_refused_in_a_shell_file_target():
+    data = variant(SHELL, (a("output_target"), {"file:///data1/out/x": {"object_prefix": None, "unzip": True}}))
+    assert _refusal(data).startswith("args.output_target.file:///data1/out/x.object_prefix: ")
+
+
+def test_output_target_null_bucket_named_as_itself():
+    data = variant(CWL, (a("output_target", "out"), {"object_key": "x", "bucket_name": None}))
+    assert _refusal(data).startswith("args.output_target.out.bucket_name: null is not a valid bucket name")
+
+
+def test_output_target_null_tag_means_no_tag():
+    parsed = jobspec.parse(variant(CWL, (a("output_target", "out"), {"object_key": "x", "tag": None})))
+    assert jobspec.output_targets(parsed["args"])[0].tag is None
+
+
+@pytest.mark.parametrize("value", [[], {}, 0, False, 7, ["j1"]])
+def test_jobid_of_another_type_refused(value):
+    assert _refusal(variant(SHELL, (("jobid",), value))).startswith(f"jobid: {json.dumps(value)} is not a valid job id")
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("a\x00b", "the value holds a NUL character"),
+    ("\ud800x", "the value is not Unicode text (it holds a lone surrogate)"),
+])
+@pytest.mark.parametrize("where", [a("input_files", "bam", "object_key"), a("my_field"), c("key_name"),
+                                   ("_tibanna",)])
+def test_strings_that_are_not_text_refused(where, value, problem):
+    path = ".".join(where)
+    assert _refusal(variant(CWL, (where, value))) == f"{path}: {problem}"
+
+
+def test_keys_that_are_not_text_refused():
+    message = _refusal(variant(SHELL, (a("input_env"), {"A\ud800\nB": "1"})))
+    assert message == r"args.input_env.A\ud800\nB: the key is not Unicode text (it holds a lone surrogate)"
+    assert _refusal(variant(SHELL, (c("ami_per_region"), {"x86": {3: "ami-1"}}))) \
+        == "config.ami_per_region.x86: keys must be strings, not int"
+
+
+@pytest.mark.parametrize("name", ["A\nB", "A\rB", "A\u2028B", "A\x1eB", "A\x85B"])
+def test_refusal_stays_on_one_line_whatever_the_key(name):
+    message = _refusal(variant(SHELL, (a("input_env"), {name: "1"})))
+    assert message.startswith("args.input_env.A\\") and message.endswith(": is not a valid environment variable name")
+
+
+def test_huge_key_cut_in_the_message():
+    message = _refusal(variant(SHELL, (a("input_env"), {"9" + "x" * 1_000_000: "1"})))
+    assert message.startswith("args.input_env.9xxx") and len(message) < 300
+
+
+@pytest.mark.parametrize("value, problem", [
+    (10**400, "is too large a number (1329 bits)"),
+    ({1, 2}, "must be JSON data (a string, number, boolean, null, list or dictionary), not set"),
+    (b"bytes", "must be JSON data (a string, number, boolean, null, list or dictionary), not bytes"),
+    (object(), "must be JSON data (a string, number, boolean, null, list or dictionary), not object"),
+])
+@pytest.mark.parametrize("where", [c("mem"), c("ebs_size"), a("my_field")])
+def test_values_that_are_not_json_data_refused(where, value, problem):
+    assert _refusal(variant(CWL, (where, value))) == f"{'.'.join(where)}: {problem}"
+
+
+def test_large_numbers_that_are_json_data_keep_their_rules():
+    assert _refusal(variant(CWL, (c("mem"), 10**300), (c("cpu"), 10**300), (c("ebs_size"), 10**300))) \
+        .startswith("config.ebs_size: EBS size limit (16TB) exceeded")
+    assert _refusal(variant(CWL, (c("mem"), float("inf")))).startswith("config.mem: must be a number of GB")
+
+
+@pytest.mark.parametrize("pattern, problem", [
+    ("(" * 3000 + ")" * 3000, "its groups are nested too deeply"),
+    ("a{99999999999}", "the repetition number is too large"),
+])
+def test_custom_error_pattern_the_regex_parser_chokes_on_refused(pattern, problem):
+    message = _refusal(variant(SHELL, (a("custom_errors"), [{"error_type": "Boom", "pattern": pattern}])))
+    assert message.startswith("args.custom_errors[0].pattern: ") and message.endswith(problem), message
+
+
+def test_file_with_escaped_surrogate_refused(tmp_path: Path):
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(variant(SHELL, (a("app_name"), "\udcff"))))
+    assert _refusal(path) == "args.app_name: the value is not Unicode text (it holds a lone surrogate)"
+
+
+def test_cli_refuses_a_deep_file_in_one_line_and_starts_nothing(home: Path, tmp_path: Path):
+    path = tmp_path / "deep.json"
+    path.write_text('{"args": {"x": ' + "[" * 100_000 + "]" * 100_000 + '}, "config": {}}')
+    done = subprocess.run([sys.executable, "-m", "tibanna.cli", "run_workflow", "-i", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("tibanna run_workflow: error: input_json: cannot read ")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (home / "jobs").exists()
+
+
+@hyp.settings(max_examples=150, deadline=None, database=None,
+              suppress_health_check=[hyp.HealthCheck.too_slow, hyp.HealthCheck.data_too_large,
+                                     hyp.HealthCheck.function_scoped_fixture])
+@hyp.given(description=mutants([*corpus(), SHELL, CWL, WDL, SNAKEMAKE]), via_file=st.booleans())
+def test_fuzzed_descriptions_accepted_or_refused_by_field(description, via_file, tmp_path):
+    """Mutants of valid descriptions: accepted, or refused with a one-line TibannaError naming a field."""
+    if via_file:
+        try:
+            text = json.dumps(description)
+        except RecursionError:  # deeper than json.dumps writes: parse the dict instead
+            text = None
+        if text is not None:
+            description = tmp_path / "mutant.json"
+            description.write_text(text)
+    assert outcome(description) in ("accepted", "refused")

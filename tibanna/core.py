@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
-from tibanna import jobspec, protocol
+from tibanna import jobspec, protocol, secret_env
 from tibanna.backends.base import Backend, JobRecord
 from tibanna.exceptions import UserInputError
 
@@ -87,8 +87,10 @@ class API:
 
     # Submission ---------------------------------------------------------------------------------
     def _prepare(self, input_json: dict | str | os.PathLike, sfn: str | None, env: str | None,
-                 jobid: str | None) -> dict:
-        """Parse one description and give it its job id, run name and execution ARN."""
+                 jobid: str | None) -> tuple[dict, dict[str, str]]:
+        """Parse one description and give it its job id, run name and execution ARN.
+
+        Returns it with its secrets blanked or masked, and the secret input_env values apart."""
         job = jobspec.parse(input_json, jobid=jobid)
         job["jobid"] = job.get("jobid") or create_jobid()
         sfn = sfn or self.backend.default_sfn()
@@ -99,7 +101,7 @@ class API:
         exec_arn = protocol.execution_arn(self.backend.region, self.backend.account, sfn, run_name)
         job["_tibanna"] = {"run_id": str(uuid.uuid4()), "env": env, "run_type": "generic", "run_name": run_name,
                            "sfn": sfn, "exec_arn": exec_arn, "url": self._execution_url(exec_arn, job)}
-        return jobspec.redacted(job)  # secrets never reach the index, the log bucket or the caller
+        return secret_env.withhold(jobspec.redacted(job))  # secrets never reach the index, the log bucket or the caller
 
     def _execution_url(self, exec_arn: str, job: dict) -> str:
         if self.backend.name == "aws":
@@ -141,12 +143,14 @@ class API:
 
     def _submit(self, inputs: list, sfn: str | None, env: str | None, jobids: list[str | None],
                 sleep: float | None, verbose: bool, dryrun: bool, rerun_of: str | None = None) -> list[dict]:
-        jobs = [self._prepare(inp, sfn, env, jid) for inp, jid in zip(inputs, jobids)]
+        prepared = [self._prepare(inp, sfn, env, jid) for inp, jid in zip(inputs, jobids)]
+        jobs = [job for job, _ in prepared]
         if dryrun:
             return jobs
         for job in jobs:
             self._upload_local_workflow(job)
-        results = self.backend.submit(jobs, rerun_of=rerun_of)
+        secrets = {job["jobid"]: values for job, values in prepared if values}
+        results = self.backend.submit(jobs, rerun_of=rerun_of, secrets=secrets)
         for result in results:
             if verbose:
                 log.info("JOBID %s submitted", result["jobid"])
@@ -282,6 +286,7 @@ class API:
         if name:
             overrides["run_name"] = name
         config.update(overrides)
+        _restore_secrets(template)
         return self._submit([template], sfn or record.sfn, None, [jobid], sleep, verbose, False,
                             rerun_of=record.jobid)[0]
 
@@ -447,6 +452,16 @@ class API:
         if verbose:
             log.info("removed: %s", ", ".join(removed) or "nothing")
         return removed
+
+
+def _restore_secrets(description: dict) -> None:
+    """A rerun's secret input_env values, which were never kept: from this process's environment."""
+    env = description.get("args", {}).get("input_env") or {}
+    for name in secret_env.withheld_names(env):
+        if name not in os.environ:
+            raise UserInputError(f"args.input_env.{name}: a secret value is not kept after its job; "
+                                 f"set {name} in the environment to rerun it")
+        env[name] = os.environ[name]
 
 
 def _stat_row(record: JobRecord, long: bool) -> dict[str, str]:

@@ -89,6 +89,15 @@ _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DIGITS_RE = re.compile(r"[0-9]+")
 _URL_SCHEMES = ("http://", "https://", "s3://")
 _MAX_KEY_DEPTH = 3  # upstream stages a key, a list, a list of lists or a 3-deep list
+# Levels of dictionaries and lists a description may nest (upstream's deepest use 7): checked before
+# anything recurses into it, so no input reaches Python's recursion limit.
+MAX_NESTING = 100
+_MAX_PATH_CHARS = 200  # a field path longer than this is cut in messages
+_MAX_FLOAT_BITS = 1024  # larger integers overflow when compared as floats (and far larger ones cannot be printed)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+# Characters that would break a message over lines (or hide in it), written as escapes instead.
+_UNPRINTABLE = {code: repr(chr(code))[1:-1]
+                for code in (*range(32), 0x7F, 0x85, 0x2028, 0x2029, *range(0xD800, 0xE000))}
 
 _EACH_INPUT_MSG = ("Each input_file value must be either a string starting with 's3://' "
                    "or a dictionary with 'bucket_name' and 'object_key' as keys")
@@ -119,8 +128,10 @@ class OutputTarget:
 # Small checks shared by every section.
 
 def _fail(path: str, message: str, exc: type[TibannaError] = MalFormattedInputJsonException) -> NoReturn:
-    """Refuse the description: one line, starting with the field path."""
-    raise exc(f"{path}: {message}")
+    """Refuse the description: one line, starting with the field path (cut when a user's key is huge)."""
+    if len(path) > _MAX_PATH_CHARS:
+        path = path[:_MAX_PATH_CHARS - 3] + "..."
+    raise exc(f"{path}: {message}".translate(_UNPRINTABLE))
 
 
 def _show(value: Any) -> str:
@@ -286,19 +297,78 @@ def _check_table(section: str, values: dict, table: dict[str, _Check]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Loading.
 
+def _field_path(link: tuple | None) -> str:
+    """The field path of a node of `_check_json_data`'s walk: `args.input_files.x.object_key[0]`."""
+    parts: list[str] = []
+    while link is not None:
+        link, step = link
+        parts.append(step)
+    return "".join(reversed(parts)) or "input_json"
+
+
+def _check_json_data(data: dict) -> None:
+    """Refuse what a JSON description cannot hold, before anything recurses into it.
+
+    Nesting deeper than MAX_NESTING, keys that are not strings, values that are not JSON data,
+    integers too large for a float, and strings holding NUL or lone surrogates (not Unicode text)
+    are refused at their field path. The walk is iterative, so a self-containing dict ends too.
+    """
+    stack: list[tuple[Any, int, tuple | None]] = [(data, 0, None)]
+    while stack:
+        value, depth, link = stack.pop()
+        if isinstance(value, dict):
+            if depth >= MAX_NESTING:
+                _fail(_field_path(link), f"nested more than {MAX_NESTING} levels deep")
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    _fail(_field_path(link), f"keys must be strings, not {type(key).__name__}")
+                step = (link, key if link is None else f".{key}")
+                if problem := _string_problem(key):
+                    _fail(_field_path(step), f"the key {problem}")
+                stack.append((item, depth + 1, step))
+        elif isinstance(value, (list, tuple)):
+            if depth >= MAX_NESTING:
+                _fail(_field_path(link), f"nested more than {MAX_NESTING} levels deep")
+            stack.extend((item, depth + 1, (link, f"[{i}]")) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            if problem := _string_problem(value):
+                _fail(_field_path(link), f"the value {problem}")
+        elif isinstance(value, int) and value.bit_length() > _MAX_FLOAT_BITS:
+            _fail(_field_path(link), f"is too large a number ({value.bit_length()} bits)")
+        elif not isinstance(value, (int, float, type(None))):
+            _fail(_field_path(link), "must be JSON data (a string, number, boolean, null, list or dictionary), "
+                                     f"not {type(value).__name__}")
+
+
+def _string_problem(text: str) -> str | None:
+    """What keeps a key or value from being stored and passed on as text: NUL, or a lone surrogate."""
+    if "\x00" in text:
+        return "holds a NUL character"
+    if not text.isascii() and _SURROGATE_RE.search(text):
+        return "is not Unicode text (it holds a lone surrogate)"
+    return None
+
+
 def load_description(input_json: dict | str | os.PathLike) -> dict:
-    """A deep copy of a description dict, or the parsed JSON file at a path."""
+    """A deep copy of a description dict, or the parsed JSON file at a path; either checked as JSON data."""
     if isinstance(input_json, dict):
+        _check_json_data(input_json)
         return copy.deepcopy(input_json)
     if not isinstance(input_json, (str, os.PathLike)) or not os.path.isfile(input_json):
         _fail("input_json", f"input json must be either a file or a dictionary (got {_show(str(input_json))})")
+    problem = None
     try:
         with open(input_json, encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError) as err:
-        _fail("input_json", f"cannot read {os.fspath(input_json)!r} as JSON: {' '.join(str(err).split())}")
+        problem = " ".join(str(err).split())
+    except RecursionError:  # the decoder recurses per level: far deeper than MAX_NESTING
+        problem = f"nested more than {MAX_NESTING} levels deep"
+    if problem is not None:
+        _fail("input_json", f"cannot read {os.fspath(input_json)!r} as JSON: {problem}")
     if not isinstance(data, dict):
         _fail("input_json", f"the description must be a JSON object, not {type(data).__name__}")
+    _check_json_data(data)
     return data
 
 
@@ -445,8 +515,11 @@ def _check_custom_errors(errors: list) -> None:
                 _fail(f"{path}.{field}", f"must be a non-empty string, not {_show(spec[field])}")
         try:
             re.compile(spec["pattern"])
-        except re.error as err:
+        except (re.error, OverflowError) as err:  # OverflowError: a repeat count too large
             _fail(f"{path}.pattern", f"{_show(spec['pattern'])} is not a valid regular expression: {err}")
+        except RecursionError:  # the regex parser recurses per group
+            _fail(f"{path}.pattern", f"{_show(spec['pattern'])} is not a valid regular expression: "
+                                     "its groups are nested too deeply")
         if not isinstance(spec.get("multiline", False), bool):
             _fail(f"{path}.multiline", f"must be true or false, not {_show(spec['multiline'])}")
 
@@ -602,8 +675,10 @@ def _require(section: dict, name: str, field: str) -> None:
 
 def _jobid(data: dict, jobid: str | None) -> str | None:
     """The jobid argument, else the description's; never created here (the API does that)."""
-    chosen = jobid or data.get("jobid") or None
-    if chosen is not None and not (isinstance(chosen, str) and protocol.JOBID_PATTERN.fullmatch(chosen)):
+    chosen = jobid or data.get("jobid")
+    if chosen is None or chosen == "":
+        return None
+    if not (isinstance(chosen, str) and protocol.JOBID_PATTERN.fullmatch(chosen)):
         _fail("jobid", f"{_show(chosen)} is not a valid job id "
                        "(1-128 letters, digits, '_', '.' or '-', starting with a letter or digit)")
     return chosen
@@ -678,9 +753,11 @@ def _output_target(path: str, name: str, value: Any, bucket: Any) -> OutputTarge
     elif value not in (None, ""):
         _fail(path, f"must be an object key, an s3:// url or a dictionary, not {_show(value)}")
     for field, dest in (("object_key", key), ("object_prefix", prefix)):
-        if dest is not None:
-            _check_relative(f"{path}.{field}" if isinstance(value, dict) else path, dest)
-    if bucket is None:
+        if isinstance(value, dict) and field in value:
+            _check_relative(f"{path}.{field}", dest)  # null included: it names no destination
+        elif dest is not None:
+            _check_relative(path, dest)
+    if bucket is None and not (isinstance(value, dict) and "bucket_name" in value):
         _fail("args.output_S3_bucket", "field output_S3_bucket is required in args", MissingFieldInInputJsonException)
     _check_bucket(f"{path}.bucket_name" if isinstance(value, dict) else path, bucket)
     return OutputTarget(source=source, bucket=bucket, key=key, prefix=prefix, unzip=unzip, tag=tag)

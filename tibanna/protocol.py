@@ -16,6 +16,7 @@ TERMINAL_STATUSES = (SUCCEEDED, FAILED, TIMED_OUT, ABORTED)
 
 # Suffixes of the per-job objects in the log bucket: the key is `<jobid><suffix>`.
 RUN_JSON = ".run.json"
+SECRET_ENV = ".secret_env.json"  # AWS only: secret input_env values, read and deleted by the agent
 JOB_STARTED = ".job_started"
 LOG = ".log"
 TOP = ".top"

@@ -211,13 +211,14 @@ def test_container_path_with_stand_in_docker(api, home, tmp_path, monkeypatch):
 
 def test_job_folder_freed_after_shutdown_min(api, home, monkeypatch):
     import tibanna.backends.local.supervisor as sup
+    from tibanna.backends.local.home import Home
 
     quick = api.run_workflow(shell_job("echo x > /data1/out/x"))["jobid"]
     kept = shell_job("true")
     kept["config"]["shutdown_min"] = 30
     kept = api.run_workflow(kept)["jobid"]
     wait_done(api, quick), wait_done(api, kept)
-    supervisor = sup.Supervisor(sup.Home(home))
+    supervisor = sup.Supervisor(Home(home))
     supervisor.sweep_job_folders()
     assert not (home / "jobs" / quick).exists()  # shutdown_min 'now' (default): freed when the job ends
     assert (home / "jobs" / kept).exists()  # kept 30 minutes for a look, as upstream keeps the instance

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 from typing import Callable
 
+from tibanna import protocol
 from tibanna.agent import AgentDefaults, run_job
 from tibanna.agent.container import RUNTIMES
 from tibanna.agent.settings import DATA1_MODES
@@ -54,7 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     defaults = AgentDefaults(metrics_interval=args.metrics_interval, container_runtime=args.container_runtime,
                              data1_mode=args.data1_mode, log_upload_interval=args.log_upload_interval,
                              cloudwatch=args.cloudwatch)
-    return run_job(args.store, args.jobid, args.log_bucket, args.workdir, defaults=defaults)
+    return run_job(args.store, args.jobid, args.log_bucket, args.workdir, defaults=defaults,
+                   secrets=take_secrets(args.store, args.log_bucket, args.jobid))
+
+
+def take_secrets(store: ObjectStore, log_bucket: str, jobid: str) -> dict[str, str]:
+    """The job's secret input_env values the submitter left in the log bucket; the object is deleted."""
+    key = protocol.key(jobid, protocol.SECRET_ENV)
+    text = store.get_text(log_bucket, key)
+    if text is None:
+        return {}
+    store.delete(log_bucket, key)
+    return json.loads(text)
 
 
 if __name__ == "__main__":

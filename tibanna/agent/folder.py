@@ -12,7 +12,7 @@ import posixpath
 import re
 import shlex
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tibanna.exceptions import TibannaError
 
@@ -22,6 +22,8 @@ _DATA1_RE = re.compile(r"(?<![\w.-])/data1(?![\w.-])")
 
 # A folder that can replace '/data1' inside a shell command without quoting.
 _PLAIN_PATH_RE = re.compile(r"[A-Za-z0-9_./+@:,%=-]+")
+
+_MAX_SYMLINK_HOPS = 40  # as the kernel's ELOOP limit
 
 NATIVE, BIND, REWRITE, CONTAINER = "native", "bind", "rewrite", "container"
 
@@ -51,6 +53,39 @@ class JobFolder:
         if normal != DATA1 and not normal.startswith(DATA1 + "/"):
             raise TibannaError(f"{job_path} is not under {DATA1}")
         return self.data1 / normal[len(DATA1):].lstrip("/")
+
+    def real_path(self, job_path: str) -> Path:
+        """The real file behind a '/data1/...' path with every symlink followed as the job sees it
+        (a link to '/data1/x' means the job folder's x); refused if it lands outside the job folder,
+        so an output can never publish a file the job was not meant to reach."""
+        root = self.data1.resolve()
+        pending = list(PurePosixPath(posixpath.normpath(job_path)).parts[1:])
+        if pending[:1] != [DATA1.lstrip("/")]:
+            raise TibannaError(f"{job_path} is not under {DATA1}")
+        pending.pop(0)
+        current, hops = root, 0
+        while pending:
+            part = pending.pop(0)
+            if part == "..":
+                current = current.parent
+                continue
+            candidate = current / part
+            if not candidate.is_symlink():
+                current = candidate
+                continue
+            hops += 1
+            if hops > _MAX_SYMLINK_HOPS:
+                raise TibannaError(f"{job_path}: too many levels of symbolic links")
+            target = posixpath.normpath(os.readlink(candidate))
+            if target == DATA1 or target.startswith(DATA1 + "/"):
+                current, target = root, target[len(DATA1):].lstrip("/") or "."
+            elif target.startswith("/"):
+                current = Path("/")
+            pending = [p for p in PurePosixPath(target).parts if p not in ("/", ".")] + pending
+        if current != root and root not in current.parents:
+            raise TibannaError(f"{job_path} is a link to {current}, outside the job folder ({DATA1}): "
+                               "it is not uploaded")
+        return current
 
     def view(self, text: str) -> str:
         """`text` as the job must see it: '/data1' replaced by the real folder in rewrite mode."""

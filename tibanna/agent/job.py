@@ -20,7 +20,7 @@ from typing import Iterator
 
 import psutil
 
-from tibanna import jobspec, protocol
+from tibanna import jobspec, protocol, secret_env
 from tibanna.agent import cloudwatch, container
 from tibanna.agent.folder import BIND, NATIVE, REWRITE, JobFolder
 from tibanna.agent.joblog import JobLog
@@ -46,11 +46,15 @@ class JobFailed(TibannaError):
 
 
 def run_job(store: ObjectStore, jobid: str, log_bucket: str, workdir: Path, *,
-            defaults: AgentDefaults | None = None) -> int:
-    """Run job `jobid` whose run.json is in `log_bucket`, in `workdir`; 0 on success, 1 otherwise."""
+            defaults: AgentDefaults | None = None, secrets: dict[str, str] | None = None) -> int:
+    """Run job `jobid` whose run.json is in `log_bucket`, in `workdir`; 0 on success, 1 otherwise.
+
+    `secrets` holds the values of input_env variables that run.json shows as `****`: they
+    reach the command's environment and nothing else."""
     with _sigterm_raises():
         try:
-            return _Job(store, jobid, log_bucket, Path(workdir), defaults or AgentDefaults()).run()
+            return _Job(store, jobid, log_bucket, Path(workdir), defaults or AgentDefaults(),
+                        secrets or {}).run()
         except _Terminated:  # before the job log existed: nothing to stop yet
             return 1
 
@@ -77,8 +81,9 @@ class _Job:
     """The state of one run; `run` is the whole sequence."""
 
     def __init__(self, store: ObjectStore, jobid: str, log_bucket: str, workdir: Path,
-                 defaults: AgentDefaults) -> None:
+                 defaults: AgentDefaults, secret_values: dict[str, str]) -> None:
         self.store, self.jobid, self.log_bucket, self.defaults = store, jobid, log_bucket, defaults
+        self.secret_values = secret_values
         self.workdir = workdir.absolute()
         self.agent_dir = self.workdir / "agent"
         self.start_time = protocol.now_stamp()
@@ -218,11 +223,13 @@ class _Job:
         assert self.folder is not None and self.monitor is not None
         folder = self.folder
         env = ctx.run_json["Job"]["Input"].get("Env") or {}
+        secrets = self._secret_values(env)
         runner_lines = [f"export {name}={word}" for name, word in runner.exports(ctx).items()]
         for line in runner_lines:
             self.log.info(line)
         lines = [f"export LANGUAGE={literal(ctx.app['language'])}", *runner_lines,
-                 *(f"export {name}={literal(folder.view(str(value)))}" for name, value in env.items())]
+                 *(f"export {name}={literal(folder.view(str(value)))}" for name, value in env.items()
+                   if name not in secrets)]
         env_file = self.agent_dir / "env_command_list.txt"
         env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
         command = runner.command(ctx)
@@ -237,7 +244,8 @@ class _Job:
                                          f"cd {literal(cwd)} || exit 1", command]))
         self.log.info(f"running in {folder.job_cwd}: {command}")
         process_env = dict(os.environ, PATH=os.pathsep.join([os.path.dirname(sys.executable),
-                                                             os.environ.get("PATH", os.defpath)]))
+                                                             os.environ.get("PATH", os.defpath)]),
+                           **{name: folder.view(value) for name, value in secrets.items()})
         with self.log.sink() as sink:
             proc = subprocess.Popen([*folder.bind_prefix(), "bash", "-c", script], stdin=subprocess.DEVNULL,
                                     stdout=sink, stderr=subprocess.STDOUT, env=process_env,
@@ -254,10 +262,23 @@ class _Job:
                           "e.g. it cannot be pulled): see the lines above")
         return code
 
+    def _secret_values(self, env: dict) -> dict[str, str]:
+        """The real values of the input_env variables that run.json withholds (they never reach a file)."""
+        names = secret_env.withheld_names(env)
+        if not names:
+            return {}
+        missing = [name for name in names if name not in self.secret_values]
+        if missing:
+            raise JobFailed(f"input_env.{missing[0]}: its secret value is not available to the agent "
+                            "(secrets are kept only until the job ends, and not across a restart)")
+        self.log.info(f"input_env {', '.join(names)}: secret values, passed to the command only and "
+                      f"written {secret_env.MASK} everywhere else")
+        return {name: self.secret_values[name] for name in names}
+
     def _upload_outputs(self, run_json: dict, runner: Runner, ctx: RunContext) -> None:
         assert self.folder is not None
         args = protocol.run_json_args(run_json)
-        uploader = Uploader(self.store, self.folder.host_path, self.log, self.agent_dir)
+        uploader = Uploader(self.store, self.folder.real_path, self.log, self.agent_dir)
         self.output_files = uploader.upload_all(jobspec.output_targets(args), runner.output_files(ctx),
                                                 jobspec.secondary_output_targets(args),
                                                 args["alt_cond_output_argnames"])

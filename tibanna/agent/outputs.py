@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from tibanna.agent.joblog import JobLog
 from tibanna.exceptions import TibannaError
@@ -41,7 +41,8 @@ def file_md5(path: Path) -> str:
 
 
 class Uploader:
-    """Uploads targets through `store.put_file` (atomic); `resolve` maps a job path to the real file."""
+    """Uploads targets through `store.put_file` (atomic); `resolve` maps a job path to the real file
+    (following links, refusing any that leave the job folder)."""
 
     def __init__(self, store: ObjectStore, resolve: Callable[[str], Path], log: JobLog, scratch: Path) -> None:
         self.store, self.resolve, self.log, self.scratch = store, resolve, log, scratch
@@ -74,7 +75,7 @@ class Uploader:
         if target.tag:
             self.log.info(f"tag {target.tag!r} of {job_path} not applied: this store keeps no object tags")
         if source.is_dir():
-            return {"target": dest, "size": self._upload_folder(target.bucket, source, dest, target.unzip)}
+            return {"target": dest, "size": self._upload_folder(target.bucket, job_path, source, dest, target.unzip)}
         if target.unzip:
             self._upload_zip_members(target.bucket, source, dest)
         else:
@@ -90,17 +91,31 @@ class Uploader:
         except (OSError, ValueError) as err:
             raise OutputError(f"failed to upload output file {source} to {bucket}/{key}. {err}") from err
 
-    def _upload_folder(self, bucket: str, source: Path, dest: str, unzip: bool) -> int:
+    def _upload_folder(self, bucket: str, job_path: str, source: Path, dest: str, unzip: bool) -> int:
         if unzip:
             self.log.info(f"Warning: unzip option is ignored because the source {source} is a directory.")
         total = 0
-        for root, dirs, files in os.walk(source):
-            dirs.sort()
-            for name in sorted(files):
-                path = Path(root, name)
-                self._put(bucket, f"{dest.rstrip('/')}/{path.relative_to(source).as_posix()}", path)
-                total += path.stat().st_size
+        for name, path in list(self._folder_files(job_path, source, set())):  # all checked before any upload
+            self._put(bucket, f"{dest.rstrip('/')}/{name}", path)
+            total += path.stat().st_size
         return total
+
+    def _folder_files(self, job_path: str, folder: Path, seen: set[Path]) -> Iterator[tuple[str, Path]]:
+        """(name relative to the output folder, real file) for every file in it, in name order; links
+        are followed through `resolve`, so they too must stay inside the job folder."""
+        if folder in seen:  # links that loop back
+            return
+        seen.add(folder)
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            entry_job_path = f"{job_path.rstrip('/')}/{entry.name}"
+            real = self.resolve(entry_job_path) if entry.is_symlink() else Path(entry.path)
+            if real.is_dir():
+                for name, path in self._folder_files(entry_job_path, real, seen):
+                    yield f"{entry.name}/{name}", path
+            elif real.exists():
+                yield entry.name, real
+            else:
+                raise OutputError(f"failed to upload output folder {job_path}: {entry_job_path} is a broken link")
 
     def _upload_zip_members(self, bucket: str, source: Path, prefix: str) -> None:
         try:

@@ -61,8 +61,12 @@ class Backend(abc.ABC):
         """Refuse (UserInputError) an unknown step function, or buckets it may not use."""
 
     @abc.abstractmethod
-    def submit(self, jobs: list[dict], *, rerun_of: str | None = None) -> list[dict]:
-        """Index and start parsed jobs (each with `jobid` and `_tibanna`); idempotent per job id."""
+    def submit(self, jobs: list[dict], *, rerun_of: str | None = None,
+               secrets: dict[str, dict[str, str]] | None = None) -> list[dict]:
+        """Index and start parsed jobs (each with `jobid` and `_tibanna`); idempotent per job id.
+
+        `secrets` maps a job id to the input_env values its description withholds (`****`): the
+        job's command gets them; nothing stored or returned may hold them."""
 
     @abc.abstractmethod
     def get(self, job_id: str | None = None, exec_arn: str | None = None) -> JobRecord | None:

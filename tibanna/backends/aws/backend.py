@@ -101,7 +101,11 @@ class AWSBackend(Backend):
                                  f"(its usergroup has access to: {', '.join(sorted(allowed or [])) or 'none'})")
 
     # Submission -------------------------------------------------------------------------------
-    def submit(self, jobs: list[dict], *, rerun_of: str | None = None) -> list[dict]:
+    def submit(self, jobs: list[dict], *, rerun_of: str | None = None,
+               secrets: dict[str, dict[str, str]] | None = None) -> list[dict]:
+        for jobid, values in (secrets or {}).items():  # the instance's agent reads and deletes it
+            bucket = next(job["config"]["log_bucket"] for job in jobs if job["jobid"] == jobid)
+            self.store.put_text(bucket, protocol.key(jobid, protocol.SECRET_ENV), json.dumps(values))
         root = None
         if rerun_of:
             first = self.index.get(rerun_of)

@@ -161,9 +161,33 @@ class Index:
         return self.conn.execute(
             "SELECT 1 FROM jobs WHERE phase IN ('queued','running','finalizing') LIMIT 1").fetchone() is not None
 
-    def claim_start(self, jobid: str, pid: int, created: float) -> None:
-        self.conn.execute("UPDATE jobs SET phase='running', started=?, worker_pid=?, worker_created=? "
-                          "WHERE jobid=? AND phase='queued'", (time.time(), pid, created, jobid))
+    def claim_start(self, jobid: str) -> bool:
+        """Move a queued job that nobody asked to kill into `running`; True for exactly one caller."""
+        cur = self.conn.execute("UPDATE jobs SET phase='running', started=? "
+                                "WHERE jobid=? AND phase='queued' AND kill_request IS NULL", (time.time(), jobid))
+        return cur.rowcount == 1
+
+    def record_worker(self, jobid: str, pid: int, created: float) -> None:
+        """Name the worker process that runs a started job (it waits for this before it runs)."""
+        self.conn.execute("UPDATE jobs SET worker_pid=?, worker_created=? WHERE jobid=?", (pid, created, jobid))
+
+    def requeue_unstarted(self, jobid: str) -> bool:
+        """Put a job back in the queue that was claimed but whose worker was never named (so never ran)."""
+        cur = self.conn.execute("UPDATE jobs SET phase='queued', started=NULL "
+                                "WHERE jobid=? AND phase='running' AND worker_pid IS NULL", (jobid,))
+        return cur.rowcount == 1
+
+    def concurrency_limits(self) -> dict[str, int]:
+        """Step functions that cap how many of their jobs run at once."""
+        return {r["name"]: r["concurrency"] for r in self.conn.execute(
+            "SELECT name, concurrency FROM sfns WHERE concurrency IS NOT NULL")}
+
+    def queued_rows(self, skip_sfns: list[str], limit: int = 256) -> list[sqlite3.Row]:
+        """The oldest queued jobs, but those of the step functions in `skip_sfns`."""
+        marks = ",".join("?" * len(skip_sfns))
+        return self.conn.execute(
+            "SELECT jobid, cpu, mem, sfn, description, kill_request FROM jobs WHERE phase='queued' "
+            f"AND sfn NOT IN ({marks}) ORDER BY seq LIMIT ?", [*skip_sfns, limit]).fetchall()
 
     def claim_finalize(self, jobid: str, from_phases: tuple[str, ...]) -> bool:
         """Move a job into `finalizing`; True for exactly one caller."""
@@ -185,9 +209,69 @@ class Index:
         return {r[0]: r[1] for r in self.conn.execute(
             "SELECT status, COUNT(*) FROM jobs WHERE sfn = ? GROUP BY status", (sfn,))}
 
+    def finished_jobs(self, sfn: str) -> list[sqlite3.Row]:
+        """The ended jobs of a step function (id and log bucket), for purging their history."""
+        return self.conn.execute("SELECT jobid, log_bucket FROM jobs WHERE sfn = ? AND phase = 'done'",
+                                 (sfn,)).fetchall()
+
     def delete_jobs(self, jobids: list[str]) -> None:
         for chunk in _chunks(jobids, 500):
             self.conn.execute(f"DELETE FROM jobs WHERE jobid IN ({','.join('?' * len(chunk))})", chunk)
+
+    # Step functions, usergroups and users --------------------------------------------------
+    def sfn(self, name: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM sfns WHERE name = ?", (name,)).fetchone()
+
+    def sfns(self, usergroup: str | None = None) -> list[sqlite3.Row]:
+        """Deployed step functions by name, or those of one usergroup."""
+        if usergroup is None:
+            return self.conn.execute("SELECT * FROM sfns ORDER BY name").fetchall()
+        return self.conn.execute("SELECT * FROM sfns WHERE usergroup = ? ORDER BY name", (usergroup,)).fetchall()
+
+    def put_sfn(self, name: str, usergroup: str, suffix: str, buckets: str | None, concurrency: int | None,
+                core_version: str) -> None:
+        """Create a step function, or update one in place (its creation date is kept)."""
+        now = time.time()
+        self.conn.execute(
+            "INSERT INTO sfns (name, usergroup, suffix, buckets, concurrency, created, core_deployed, core_version)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET buckets=excluded.buckets, "
+            "concurrency=excluded.concurrency, core_deployed=excluded.core_deployed, "
+            "core_version=excluded.core_version",
+            (name, usergroup, suffix, buckets, concurrency, now, now, core_version))
+
+    def mark_core_deployed(self, sfn: str, core_version: str) -> bool:
+        """Record a redeploy of a step function's workers; False if it does not exist."""
+        return self.conn.execute("UPDATE sfns SET core_deployed=?, core_version=? WHERE name=?",
+                                 (time.time(), core_version, sfn)).rowcount == 1
+
+    def delete_sfn(self, name: str) -> bool:
+        return self.conn.execute("DELETE FROM sfns WHERE name = ?", (name,)).rowcount == 1
+
+    def usergroup(self, name: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM usergroups WHERE name = ?", (name,)).fetchone()
+
+    def put_usergroup(self, name: str, buckets: list[str]) -> None:
+        """Create a usergroup, or give an existing one these buckets."""
+        self.conn.execute("INSERT INTO usergroups (name, buckets, created) VALUES (?, ?, ?) "
+                          "ON CONFLICT(name) DO UPDATE SET buckets=excluded.buckets",
+                          (name, json.dumps(buckets), time.time()))
+
+    def delete_usergroup(self, name: str) -> bool:
+        """Remove a usergroup and its members; False if it did not exist."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM users WHERE usergroup = ?", (name,))
+            return conn.execute("DELETE FROM usergroups WHERE name = ?", (name,)).rowcount == 1
+
+    def users(self) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT user, usergroup FROM users ORDER BY user, usergroup").fetchall()
+
+    def add_user(self, user: str, usergroup: str) -> bool:
+        """Put a user in a usergroup; False if the usergroup does not exist."""
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM usergroups WHERE name = ?", (usergroup,)).fetchone() is None:
+                return False
+            conn.execute("INSERT OR IGNORE INTO users (user, usergroup) VALUES (?, ?)", (user, usergroup))
+            return True
 
 
 def record_from_row(row: sqlite3.Row, with_description: bool = False) -> JobRecord:

@@ -1,8 +1,9 @@
-"""What a local job reserves of this machine: vCPUs and memory (DESIGN 5)."""
+"""What a local job reserves of this machine (vCPUs and memory), and the ledger of what is reserved."""
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 
 import psutil
 
@@ -44,3 +45,36 @@ def reservation(config: dict, capacity: tuple[float, float] | None = None) -> tu
         if shape:
             want_cpu, want_mem = shape
     return min(want_cpu or 1.0, cpus), min(want_mem, mem)
+
+
+@dataclass
+class Reservations:
+    """What the running jobs hold of the machine. The scheduler asks `fits` before it `reserve`s,
+    and `release`s when a job ends; a job may always start on an idle machine, so one job larger
+    than the machine still runs, alone."""
+
+    capacity: tuple[float, float]
+    held: dict[str, tuple[float, float, str]] = field(default_factory=dict)  # jobid -> (vCPUs, GiB, sfn)
+
+    def used(self) -> tuple[float, float]:
+        return sum(h[0] for h in self.held.values()), sum(h[1] for h in self.held.values())
+
+    def fits(self, cpu: float, mem: float) -> bool:
+        """Whether a job of this size may start now."""
+        used_cpu, used_mem = self.used()
+        return not self.held or (used_cpu + cpu <= self.capacity[0] + 1e-9
+                                 and used_mem + mem <= self.capacity[1] + 1e-9)
+
+    def running(self, sfn: str) -> int:
+        """How many of a step function's jobs hold a reservation."""
+        return sum(1 for h in self.held.values() if h[2] == sfn)
+
+    def reserve(self, jobid: str, cpu: float, mem: float, sfn: str, adopted: bool = False) -> None:
+        """Hold a job's share; an adopted job (already running) is held whether it fits or not."""
+        assert jobid not in self.held, f"{jobid} is reserved twice"
+        assert adopted or self.fits(cpu, mem), f"{jobid} does not fit"
+        self.held[jobid] = (cpu, mem, sfn)
+
+    def release(self, jobid: str) -> None:
+        assert jobid in self.held, f"{jobid} holds no reservation"
+        del self.held[jobid]
