@@ -5,12 +5,22 @@ the player reads the deployed definition, calls our Lambda functions directly wi
 deployed Lambdas' environment, applies each state's Retry rules on a fake clock (no sleeping)
 and its Catch rules, can report Lambda's own failures (throttling, timeouts) instead of a call,
 and finally sets the execution's status in moto, which is what Step Functions itself does.
+
+A `.waitForTaskToken` state is played as Step Functions plays it: a fresh task token goes into
+the Lambda's payload, then the state waits. SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat
+calls (from the agent, through the backend's boto3 client) are seen before they reach moto: the
+first answer ends the wait; a heartbeat or answer later than HeartbeatSeconds (or TimeoutSeconds)
+after the last sign of life on the fake clock gets TaskTimedOut, as AWS answers, and so does any
+token that is not waiting. A wait nobody answers times out with States.HeartbeatTimeout (or
+States.Timeout) after that many fake seconds, and its Catch rules apply.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,6 +36,8 @@ from tibanna.backends.aws.lambdas import check_task_awsem, run_task_awsem
 
 # Hook called when a state is about to be retried: (state name, error name, attempt, payload).
 RetryHook = Callable[[str, str, int, dict], None]
+# Called while a waitForTaskToken state waits: (state name, its input); the job lives here.
+WaitHook = Callable[[str, dict], None]
 # Asked before each Lambda call: (state name, call number, input) -> the name of an error Step
 # Functions reports instead of the call's answer (e.g. Lambda.TooManyRequestsException), or None.
 Injector = Callable[[str, int, dict], "str | None"]
@@ -64,6 +76,30 @@ def _with_result(payload: dict, result_path: str | None, result: dict) -> dict:
     return updated
 
 
+def _parameters(template, payload: dict, context: dict):
+    """A state's Parameters with its `key.$` paths resolved (`$$.` is the context object)."""
+    if isinstance(template, dict):
+        resolved = {}
+        for key, value in template.items():
+            if key.endswith(".$"):
+                resolved[key[:-2]] = _path(context, value[1:]) if value.startswith("$$") else _path(payload, value)
+            else:
+                resolved[key] = _parameters(value, payload, context)
+        return resolved
+    return template
+
+
+@dataclass
+class Waiting:
+    """A task token's wait: when it began and last heard of, and its answer once there is one."""
+
+    since: dt.datetime
+    limit: dt.timedelta
+    answer: tuple[str, dict] | None = None
+    timed_out: bool = False
+    answered_at: float | None = None  # time.monotonic() of the answer (what the benchmark times)
+
+
 @dataclass
 class Outcome:
     status: str
@@ -80,6 +116,35 @@ class Player:
         self.backend, self.wheel_path, self.workdir = backend, wheel_path, workdir
         self.offset = dt.timedelta()  # how far the fake clock is ahead of the real one (retry intervals)
         self.definition: dict = {}  # of the execution being played
+        self.tokens: dict[str, Waiting] = {}
+        self.heartbeats = 0
+        self.closed_at: float | None = None  # time.monotonic() when the last execution was closed
+        sfn = backend.clients("stepfunctions")
+        for operation in ("SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat"):
+            sfn.meta.events.register(f"before-call.sfn.{operation}", self._task_answer)
+
+    def now(self) -> dt.datetime:
+        """The fake clock."""
+        return dt.datetime.now(dt.timezone.utc) + self.offset
+
+    def _task_answer(self, model, params: dict, **_: object):
+        """SendTask*: recorded for a waiting token (moto answers the call), TaskTimedOut otherwise."""
+        body = json.loads(params["body"] or b"{}")  # a JSON-protocol request body
+        waiting = self.tokens.get(body.get("taskToken", ""))
+        now = self.now()
+        if waiting is not None and not waiting.timed_out and waiting.answer is None:
+            if now - waiting.since > waiting.limit:
+                waiting.timed_out = True
+            elif model.name == "SendTaskHeartbeat":
+                self.heartbeats += 1
+                waiting.since = now
+                return None
+            else:
+                waiting.answer, waiting.answered_at = (model.name, body), time.monotonic()
+                return None
+        error = {"Error": {"Code": "TaskTimedOut", "Message": "Task Timed Out"},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return AWSResponse("https://injected", 400, {}, None), error
 
     def lambda_env(self, function: str) -> dict[str, str]:
         """The deployed Lambda's environment, with the wheel path of this machine."""
@@ -89,9 +154,10 @@ class Player:
         return env
 
     def play(self, exec_arn: str, on_retry: RetryHook | None = None, max_attempts: int = 60,
-             inject: Injector | None = None) -> Outcome:
+             inject: Injector | None = None, on_wait: WaitHook | None = None) -> Outcome:
         """Run the execution to its end: Task states with their Retry and Catch rules (first rule
-        whose ErrorEquals names the error, or States.ALL), ResultPath, and Fail states."""
+        whose ErrorEquals names the error, or States.ALL), ResultPath, waitForTaskToken states
+        (`on_wait` runs while one waits), and Fail states."""
         sfn = self.backend.sfn
         execution = sfn.describe_execution(executionArn=exec_arn)
         definition = json.loads(sfn.describe_state_machine(stateMachineArn=execution["stateMachineArn"])["definition"])
@@ -112,7 +178,10 @@ class Player:
                     injected = inject(state, calls, payload) if inject else None
                     if injected:
                         raise StepFunctionsError(injected, f"injected {injected}")
-                    result = self._call(function, payload)
+                    if spec["Resource"].endswith(".waitForTaskToken"):
+                        result = self._wait_for_token(state, spec, payload, on_wait)
+                    else:
+                        result = self._call(function, payload)
                     payload = _with_result(payload, spec.get("ResultPath", "$"), result)
                     next_state = spec.get("Next")
                     break
@@ -140,6 +209,25 @@ class Player:
                 return self._finish(exec_arn, Outcome("SUCCEEDED", output=payload, retries=retries))
             state = next_state
 
+    def _wait_for_token(self, state: str, spec: dict, payload: dict, on_wait: WaitHook | None) -> dict:
+        """A `.waitForTaskToken` task: invoke with a new token, wait, return the answer or raise."""
+        token = uuid.uuid4().hex * 2
+        parameters = _parameters(spec["Parameters"], payload, {"Task": {"Token": token}})
+        limits = [spec[k] for k in ("HeartbeatSeconds", "TimeoutSeconds") if k in spec]
+        waiting = self.tokens[token] = Waiting(self.now(), dt.timedelta(seconds=min(limits) if limits else 10 ** 9))
+        self._call(parameters["FunctionName"].rsplit(":", 1)[-1], parameters["Payload"])
+        if on_wait:
+            on_wait(state, payload)
+        if waiting.answer is None or waiting.timed_out:
+            waiting.timed_out = True
+            self.offset += waiting.since + waiting.limit - self.now()
+            timeout = "States.HeartbeatTimeout" if "HeartbeatSeconds" in spec else "States.Timeout"
+            raise StepFunctionsError(timeout, f"no answer for {waiting.limit.total_seconds():.0f} s")
+        operation, body = waiting.answer
+        if operation == "SendTaskFailure":
+            raise StepFunctionsError(body.get("error", "States.TaskFailed"), body.get("cause", ""))
+        return json.loads(body["output"])
+
     def call_lambda(self, state: str, payload: dict) -> dict:
         """Call a state's Lambda of the execution being played, as the state would."""
         return self._call(self.definition["States"][state]["Resource"].rsplit(":", 1)[-1], payload)
@@ -151,6 +239,8 @@ class Player:
             now = dt.datetime.now(dt.timezone.utc) + self.offset
             if function.startswith("run_task_awsem"):
                 return run_task_awsem.run_task(payload, self.backend, now=now)
+            if statemachine.TASK_TOKEN_KEY in payload:
+                return check_task_awsem.register_callback(payload, self.backend)
             if statemachine.FAILURE_KEY in payload:  # as check_task_awsem's handler dispatches
                 return check_task_awsem.end_job(payload, self.backend)
             return check_task_awsem.check_task(payload, self.backend, now=now)
@@ -166,12 +256,17 @@ class Player:
             execution.status, execution.stop_date = outcome.status, utcnow()
             execution.error, execution.cause = outcome.error, outcome.cause
             execution.output = json.dumps(outcome.output) if outcome.output is not None else None
+        self.closed_at = time.monotonic()
         return outcome
 
     def run_agent(self, payload: dict) -> int:
         """Run the job's agent here, against S3, as the instance would."""
         return run_job(self.backend.store, payload["jobid"], payload["config"]["log_bucket"],
                        self.workdir / payload["jobid"], defaults=AgentDefaults(container_runtime="none"))
+
+    def agent_on_wait(self, state: str, payload: dict) -> None:
+        """A wait hook: the instance boots and its agent runs the job (and calls back)."""
+        self.run_agent(payload)
 
     def agent_on_boot(self, state: str, error: str, attempt: int, payload: dict) -> None:
         """A retry hook: the instance boots (the agent runs) while check_task waits for it."""

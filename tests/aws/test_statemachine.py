@@ -54,8 +54,8 @@ def test_throttled_and_timed_out_lambdas_are_retried(api, deployed, player, shel
                           inject=lambda state, call, payload: errors.get(call))
     assert outcome.status == "SUCCEEDED", outcome
     assert [r for r in outcome.retries if r[1].startswith("Lambda.")] == [
-        ("RunTaskAwsem", "Lambda.TooManyRequestsException"), ("CheckTaskAwsem", "Lambda.ClientExecutionTimeoutException"),
-        ("CheckTaskAwsem", "Lambda.Unknown")]
+        ("RunTaskAwsem", "Lambda.TooManyRequestsException"), ("WaitForJob", "Lambda.ClientExecutionTimeoutException"),
+        ("WaitForJob", "Lambda.Unknown")]
 
 
 def test_a_lambda_that_keeps_crashing_ends_the_job(api, deployed, player, shell_job):

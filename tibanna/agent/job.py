@@ -22,6 +22,7 @@ import psutil
 
 from tibanna import jobspec, protocol, secret_env
 from tibanna.agent import cloudwatch, container
+from tibanna.agent.callback import Callback
 from tibanna.agent.folder import BIND, NATIVE, REWRITE, JobFolder
 from tibanna.agent.joblog import JobLog
 from tibanna.agent.monitor import Monitor
@@ -97,6 +98,7 @@ class _Job:
         self.containers: container.JobContainers | None = None  # set when a runtime is usable
         self.mounted: list[Path] = []
         self.output_files: dict[str, dict] | None = None
+        self.callback = Callback(store, jobid, log_bucket)
 
     def key(self, suffix: str) -> str:
         return protocol.key(self.jobid, suffix)
@@ -105,6 +107,7 @@ class _Job:
 
     def run(self) -> int:
         self.store.put_bytes(self.log_bucket, self.key(protocol.JOB_STARTED), b"")
+        self.callback.start()
         self.agent_dir.mkdir(parents=True, exist_ok=True)
         with JobLog(self.agent_dir / f"{self.jobid}{protocol.LOG}") as self.log:
             try:
@@ -327,6 +330,7 @@ class _Job:
         else:
             self.store.put_file(self.log_bucket, self.key(protocol.LOG), self.log.path)
         self.store.put_bytes(self.log_bucket, self.key(protocol.ERROR if failure else protocol.SUCCESS), b"")
+        self.callback.finish(self.postrun, failure is not None, self.log.text())
 
     def _remove_containers(self) -> None:
         """Remove the job's containers and cgroup parent (after its last sample)."""
@@ -341,6 +345,7 @@ class _Job:
     def _terminate(self) -> None:
         """Stop the command's whole tree (and its container), upload the log; no marker."""
         self.log.info("terminated (SIGTERM): stopping the command")
+        self.callback.stop()
         if self.monitor is not None:
             self.monitor.stop()
         children = psutil.Process().children(recursive=True)

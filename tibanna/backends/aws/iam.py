@@ -72,6 +72,10 @@ def policy_documents(usergroup: str, buckets: list[str], region: str, account: s
                        _statement(["states:ListStateMachines"], "*")],
         "vpc_access": [_statement(["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
                                    "ec2:DeleteNetworkInterface"], "*")],
+        # The instance answers its execution's task token. These actions take no resource ARN (the
+        # token is the capability), so the grant is by action alone, and only the instance role has it.
+        "task_callback": [_statement(["states:SendTaskSuccess", "states:SendTaskFailure",
+                                      "states:SendTaskHeartbeat"], "*")],
         "ecr_read": [_statement(["ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
                                  "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"], "*")],
     }

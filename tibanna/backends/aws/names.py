@@ -23,11 +23,11 @@ MAX_RUN_NAME = 80  # Step Functions' limit on an execution name
 # broad AWS-managed policies (AmazonEC2FullAccess, AWSLambdaRole, ECR read-only).
 POLICIES = ("bucket_access", "ec2_termination", "list_instanceprofiles", "cloudwatchlogs", "iam_passrole_s3",
             "lambdainvoke", "cw_metric", "dynamodb", "ec2_desc", "ec2_launch", "pricing", "executions",
-            "vpc_access", "ecr_read")
+            "vpc_access", "ecr_read", "task_callback")
 EC2_ROLE = "for_ec2"
 STATES_ROLE = "states"
 ROLE_POLICIES: dict[str, tuple[str, ...]] = {
-    EC2_ROLE: ("bucket_access", "cw_metric", "ec2_desc", "ecr_read"),
+    EC2_ROLE: ("bucket_access", "cw_metric", "ec2_desc", "ecr_read", "task_callback"),
     STATES_ROLE: ("lambdainvoke",),
     RUN_TASK: ("bucket_access", "list_instanceprofiles", "cloudwatchlogs", "iam_passrole_s3", "dynamodb",
                "executions", "ec2_desc", "ec2_launch", "pricing", "vpc_access"),

@@ -7,6 +7,13 @@ backoff. Any error that is not retried, or is retried no more, is caught: the `E
 `JobFailed` then fails the execution with the original error and cause, so no instance outlives
 its execution. The error's name is the Python exception class the Lambda raised
 (AWSEMJobErrorException, EC2IdleException, ...) or Step Functions' name for a Lambda failure.
+
+A job's end is seen by callback, not by polling: `WaitForJob` hands its task token to the job
+(`check_task_awsem` writes it to the log bucket) and waits; the agent sends heartbeats and, with
+the job's terminal marker, SendTaskSuccess (the execution's output) or SendTaskFailure (the
+error and cause `check_task_awsem` would raise). When the heartbeats stop (the instance is
+gone, the agent killed, or an agent that never calls back), the state times out and
+`CheckTaskAwsem` polls as upstream does, which finds the job's true state.
 """
 from __future__ import annotations
 
@@ -20,6 +27,15 @@ LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda
 FAILURE_KEY = "failure"
 FAILURE_PATH = f"$.{FAILURE_KEY}"  # where a caught error's {Error, Cause} goes in the state's input
 END_JOB, JOB_FAILED = "EndJob", "JobFailed"
+WAIT_FOR_JOB, CHECK_TASK = "WaitForJob", "CheckTaskAwsem"
+TASK_TOKEN_KEY = "task_token"  # in check_task_awsem's event: hand this token to the job
+STATE_INPUT_KEY = "state_input"
+# No heartbeat for this long: the job is checked by polling from then on. It is also the boot
+# allowance (the agent's first heartbeat comes once it is installed); upstream's poll interval,
+# so a lost instance is found no later than upstream finds it.
+HEARTBEAT_SECONDS = 300
+CALLBACK_INTEGRATION = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+TIMEOUT_ERRORS = ["States.HeartbeatTimeout", "States.Timeout"]
 
 
 def _retry(errors: list[str], interval: int, attempts: int, backoff: float) -> dict:
@@ -58,8 +74,16 @@ def definition(region: str, account: str, usergroup: str, sfx: str | None) -> di
         "States": {
             "RunTaskAwsem": {"Type": "Task", "Resource": lambda_arn(region, account, names.RUN_TASK, usergroup, sfx),
                              "Retry": RUN_TASK_RETRY, "Catch": _catch(END_JOB, FAILURE_PATH),
-                             "Next": "CheckTaskAwsem"},
-            "CheckTaskAwsem": {"Type": "Task", "Resource": check_task, "Retry": CHECK_TASK_RETRY,
+                             "Next": WAIT_FOR_JOB},
+            WAIT_FOR_JOB: {"Type": "Task", "Resource": CALLBACK_INTEGRATION,
+                           "Parameters": {"FunctionName": check_task,
+                                          "Payload": {f"{TASK_TOKEN_KEY}.$": "$$.Task.Token",
+                                                      f"{STATE_INPUT_KEY}.$": "$"}},
+                           "HeartbeatSeconds": HEARTBEAT_SECONDS, "Retry": [LAMBDA_RETRY],
+                           "Catch": [{"ErrorEquals": TIMEOUT_ERRORS, "ResultPath": None, "Next": CHECK_TASK},
+                                     *_catch(END_JOB, FAILURE_PATH)],
+                           "End": True},
+            CHECK_TASK: {"Type": "Task", "Resource": check_task, "Retry": CHECK_TASK_RETRY,
                                "Catch": _catch(END_JOB, FAILURE_PATH), "End": True},
             # check_task_awsem ends a job whose input has `failure`; its answer is not kept.
             END_JOB: {"Type": "Task", "Resource": check_task, "ResultPath": None, "Retry": [LAMBDA_RETRY],

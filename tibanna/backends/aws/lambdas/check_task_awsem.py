@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from botocore.exceptions import ClientError
 
 from tibanna import protocol
-from tibanna.backends.aws import index as idx, lambdas, names, statemachine
+from tibanna.backends.aws import callback, index as idx, lambdas, names, statemachine
 from tibanna.backends.aws.backend import AWSBackend
 from tibanna.exceptions import (AWSEMJobErrorException, EC2IdleException, EC2StartingException,
                                 EC2UnintendedTerminationException, JobAbortedException, StillRunningException,
@@ -34,11 +34,12 @@ IDLE_WINDOW = dt.timedelta(hours=1)
 IDLE_WINDOW_ENV = "TIBANNA_IDLE_WINDOW_SECONDS"  # the Lambda's setting, for a shorter window than upstream's
 IDLE_CPU_PERCENT = 1.0
 IDLE_READ_BYTES = 1000
-POSTRUN_PAYLOAD_LIMIT = 30000
 GONE_STATES = ("shutting-down", "terminated", "stopping", "stopped")
 
 
 def handler(event: dict, context: Any = None) -> dict:
+    if statemachine.TASK_TOKEN_KEY in event:
+        return register_callback(event, lambdas.backend())
     if statemachine.FAILURE_KEY in event:
         return end_job(event, lambdas.backend())
     return check_task(event, lambdas.backend())
@@ -70,6 +71,20 @@ def end_job(event: dict, backend: AWSBackend) -> dict:
     return event
 
 
+def register_callback(event: dict, backend: AWSBackend) -> dict:
+    """The state machine's WaitForJob: put its task token where the job's agent reads it. A
+    failure here only costs latency (the wait times out into polling), so it does not raise."""
+    state_input = event[statemachine.STATE_INPUT_KEY]
+    jobid, log_bucket = state_input["jobid"], state_input["config"]["log_bucket"]
+    try:
+        backend.store.put_bytes(log_bucket, protocol.key(jobid, callback.CALLBACK_JSON),
+                                callback.callback_document(event[statemachine.TASK_TOKEN_KEY], state_input))
+    except ClientError as err:
+        log.warning("job %s: cannot hand the task token to the job (%s); it will be polled", jobid, error_code(err))
+        return {"registered": False}
+    return {"registered": True}
+
+
 def check_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None) -> dict:
     """The execution's input plus `postrunjson` once the job succeeded; otherwise raises (see module doc)."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -92,7 +107,7 @@ def check_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None)
             log_text = backend.store.get_text(log_bucket, protocol.key(jobid, protocol.LOG)) or ""
             raise AWSEMJobErrorException(job_error_message(jobid, log_text, event["args"].get("custom_errors")))
         if protocol.SUCCESS in check.markers:
-            output = with_postrun(event, check.postrun())
+            output = callback.with_postrun(event, check.postrun())
             check.terminate()
             log.info("job %s completed successfully", jobid)
             return output
@@ -171,21 +186,6 @@ class _Check:
         cpu = max(float(r[columns.index("cpu_percent")]) for r in recent)
         reads = [int(r[columns.index("read_bytes")]) for r in recent]
         return cpu, max(reads) - min(reads)
-
-
-def with_postrun(event: dict, postrun: dict) -> dict:
-    """The output: the input plus the postrun JSON, trimmed to fit the state payload (as upstream)."""
-    output = dict(event)
-    size = len(json.dumps(event))
-    if len(json.dumps(postrun)) + size < POSTRUN_PAYLOAD_LIMIT:
-        output["postrunjson"] = postrun
-        return output
-    trimmed = {k: v for k, v in postrun.items() if k != "commands"}
-    if len(json.dumps(trimmed)) + size < POSTRUN_PAYLOAD_LIMIT:
-        output["postrunjson"] = trimmed
-    else:
-        output["postrunjson"] = {"log": "postrun json not included due to data size limit"}
-    return output
 
 
 def spot_interrupted(backend: AWSBackend, event: dict) -> NoReturn:
