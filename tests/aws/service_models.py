@@ -15,7 +15,6 @@ from typing import Iterator
 
 import regex
 from botocore import validate
-from botocore.model import Shape
 
 # Java regular expressions spell characters outside the BMP as UTF-16 surrogate pairs.
 _SURROGATE_RANGE = "\\uD800\\uDC00-\\uDBFF\\uDFFF"
