@@ -1,7 +1,7 @@
 """The public API: `from tibanna.core import API; API().run_workflow(...)`.
 
-A thin facade over a backend (DESIGN 3.4): it parses job descriptions (through `jobspec`, the
-only parser), names jobs and executions, and shapes what upstream's API returns (DESIGN 3.3).
+A thin facade over a backend (docs/design.md 3.4): it parses job descriptions (through `jobspec`, the
+only parser), names jobs and executions, and shapes what upstream's API returns (docs/design.md 3.3).
 The backend is `API(backend=...)`, else `TIBANNA_BACKEND`, else `local`.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a job cost, or would cost: upstream's formulas (reference 6.2, 6.3) over a price source.
+"""What a job cost, or would cost: upstream's formulas over a price source.
 
 The machine is priced per hour (on-demand or spot), the volumes per GB-month, provisioned IOPS
 and gp3 throughput per unit-month, all prorated by the run time. Two upstream bugs are fixed:

@@ -1,4 +1,4 @@
-"""The job description (DESIGN 3.1): the only parser of upstream's input JSON.
+"""The job description (docs/design.md 3.1): the only parser of upstream's input JSON.
 
 `parse` loads a description, refuses anything upstream refuses (at submission or, later, on the
 instance) with upstream's exception class and a one-line message that starts with the field
@@ -28,7 +28,7 @@ from tibanna.exceptions import (
 )
 from tibanna.storage.base import parse_s3_url
 
-# Apps that upstream's Benchmark package can size without instance_type or mem+cpu (reference 11).
+# Apps that upstream's Benchmark package can size without instance_type or mem+cpu.
 BENCHMARKABLE_APP_NAMES: frozenset[str] = frozenset({
     "addfragtopairs", "bamqc", "bwa-mem", "compartments-caller", "encode-atacseq",
     "encode-atacseq-aln", "encode-atacseq-postaln", "encode-chipseq", "encode-chipseq-aln-chip",

@@ -1,4 +1,4 @@
-"""The log-bucket protocol (DESIGN 3.2) and the status words (DESIGN 3.3), shared by every part.
+"""The log-bucket protocol (docs/design.md 3.2) and the status words (docs/design.md 3.3), shared by every part.
 
 Both backends and the agent speak through objects in the job's log bucket, under upstream's keys.
 """
@@ -30,7 +30,7 @@ WORKFLOW_DIR = ".workflow/"
 METRICS_DIR = ".metrics/"
 INPUT_JSON = ".input.json"
 
-# Exactly one of these ends every job, written last (DESIGN 3.2).
+# Exactly one of these ends every job, written last (docs/design.md 3.2).
 TERMINAL_MARKERS = (SUCCESS, ERROR, ABORTED_MARKER)
 
 # The instance type a local job reports when its description names none (it ran on this machine).
@@ -57,7 +57,7 @@ def parse_stamp(stamp: str) -> _dt.datetime:
 
 
 def execution_arn(region: str, account: str, sfn: str, run_name: str) -> str:
-    """An execution ARN; local ones use region `local` and account 000000000000 (DESIGN 3.3)."""
+    """An execution ARN; local ones use region `local` and account 000000000000 (docs/design.md 3.3)."""
     return f"arn:aws:states:{region}:{account}:execution:{sfn}:{run_name}"
 
 
@@ -70,7 +70,7 @@ def split_execution_arn(arn: str) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# run.json and postrun JSON (reference 5.4): written by the API at submission and by the agent.
+# run.json and postrun JSON: written by the API at submission and by the agent.
 
 import copy as _copy  # noqa: E402  (this section was appended; its imports stay with it)
 import json as _json  # noqa: E402

@@ -1,7 +1,7 @@
 """On EC2, every resource sample also goes to CloudWatch, where upstream's CloudWatch agent put it.
 
-Upstream installs the CloudWatch agent on each instance (reference 5.1 step 7), and its readers
-(reference 6) ask CloudWatch for namespace `CWAgent`, dimension `InstanceId`. Here the agent's own
+Upstream installs the CloudWatch agent on each instance, and its readers
+ask CloudWatch for namespace `CWAgent`, dimension `InstanceId`. Here the agent's own
 sampler publishes those metrics instead. Names, units and formulas come from the table the reader
 uses (`tibanna.metrics.resources.METRICS`), so a job's CloudWatch rows are the rows its
 samples.tsv gives. A background thread sends the samples, every sample queued meanwhile in one

@@ -1,4 +1,4 @@
-"""One job on a worker, start to end, speaking the log-bucket protocol (DESIGN 3.2, reference 5).
+"""One job on a worker, start to end, speaking the log-bucket protocol (docs/design.md 3.2).
 
 `.job_started` first; then run.json, the job folder, inputs, the command (monitored), outputs,
 the postrun JSON, the full log, and exactly one marker, `.success` or `.error`, last. A SIGTERM

@@ -1,6 +1,6 @@
 """While a job runs: top snapshots and resource samples, and periodic uploads of the log and both.
 
-Upstream's cron does this every minute on the instance (reference 5.2 step 6). Here one thread
+Upstream's cron does this every minute on the instance. Here one thread
 waits on an Event, so stopping it at the end of a short job costs nothing.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Upload a job's outputs to their targets (upstream's awsf3 Target / SecondaryTargetList, reference 5.2).
+"""Upload a job's outputs to their targets (upstream's awsf3 Target / SecondaryTargetList).
 
 A file goes to its key (or prefix + its name); a folder's files go under key-or-prefix + their
 relative path; a zip with `unzip` goes member by member under its prefix. Returns the postrun

@@ -1,4 +1,4 @@
-"""Stage a job's inputs into `/data1` as upstream's decode_run_json + download list do (reference 5.2).
+"""Stage a job's inputs into `/data1` as upstream's decode_run_json + download list do.
 
 A key lands at `/data1/input/<object_key>` (the key's path kept), or `/data1/input/<rename>`, or
 at its `file://` target; a key that is a prefix is copied as a folder; `unzip` gz/bz2 leaves the

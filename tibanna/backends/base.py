@@ -4,7 +4,7 @@ A backend promises:
 - `submit` is idempotent per job id: a job id already known returns the first submission's
   dict and starts nothing; `<jobid>.run.json` is in the log bucket before the job can start.
 - Status words are those of `tibanna.protocol.STATUSES`; a queued job is RUNNING.
-- Every job ends with exactly one terminal marker in its log bucket (DESIGN 3.2).
+- Every job ends with exactly one terminal marker in its log bucket (docs/design.md 3.2).
 - Reads cost O(pages), never one call per job.
 """
 from __future__ import annotations

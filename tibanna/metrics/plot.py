@@ -1,4 +1,4 @@
-"""plot_metrics against an object store: the files, the lock and `update_html_only` of reference 6.1.
+"""plot_metrics against an object store: the files, the lock and `update_html_only` upstream's plot_metrics keeps.
 
 Everything lands under `<jobid>.metrics/` in the job's log bucket: the four tsv files, then
 metrics.html, then (once the job is complete) an empty `lock`, which makes later calls leave the

@@ -1,7 +1,7 @@
 """Machine resource use over a job: samples or CloudWatch -> per-minute rows and upstream's summary.
 
 Both backends end in the same `MetricSeries`: one row per minute since the job's start, each
-value the statistic upstream asks CloudWatch for over that minute (table in reference 6.1).
+value the statistic upstream asks CloudWatch for over that minute.
 On local the rows come from the agent's `<jobid>.metrics/samples.tsv`; on AWS from CloudWatch
 (namespace CWAgent, dimension InstanceId). The summary (`summarize`) is upstream's
 `TibannaResource.as_dict()`.

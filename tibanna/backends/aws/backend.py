@@ -1,6 +1,6 @@
 """The AWS backend: Step Functions executions, the DynamoDB index, S3 log buckets, EC2 instances.
 
-Reads cost pages, not jobs (DESIGN 4): a listing is ListExecutions at 1,000 a page, joined to
+Reads cost pages, not jobs (docs/design.md 4): a listing is ListExecutions at 1,000 a page, joined to
 the index read newest first through its step-function index; the instance columns come from
 one paginated DescribeInstances over every `Type=awsem` instance. Submissions are batched:
 100 conditional index puts per transaction, then run.json and StartExecution per job from a
@@ -76,7 +76,7 @@ def fresh_run_name(run_name: str) -> str:
 
 
 class AWSBackend(Backend):
-    """Jobs as Step Functions executions of `tibanna_unicorn*` (DESIGN 1, 3.4)."""
+    """Jobs as Step Functions executions of `tibanna_unicorn*` (docs/design.md 1, 3.4)."""
 
     name = "aws"
 

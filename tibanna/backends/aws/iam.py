@@ -1,6 +1,6 @@
 """IAM for one usergroup: policies scoped to its buckets, roles, instance profile, group.
 
-Upstream's names (reference 0.2). Re-running updates in place: a policy gets a new default
+Upstream's names. Re-running updates in place: a policy gets a new default
 version (the oldest extra version is dropped at AWS's limit of five), roles and the group keep
 their attachments. Nothing grants S3 beyond the usergroup's buckets.
 """

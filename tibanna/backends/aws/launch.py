@@ -1,6 +1,6 @@
 """Launch one job's instance: EC2 Fleet (instant), sizes, tags, IMDSv2 and the agent's bootstrap.
 
-Upstream's launch (reference 3.2), rebuilt: a launch template per launch, one fleet override per
+Upstream's launch, rebuilt: a launch template per launch, one fleet override per
 (instance type x subnet), spot or on-demand, `behavior_on_capacity_limit`, the data volume sized
 from `ebs_size` (GB, or `"<n>x"` the inputs), tags on the instance and its volumes. The user data
 installs the wheel of this very package, checked against its sha256, and starts the agent.
@@ -87,7 +87,7 @@ def input_bytes(sizes: dict[str, int | list[int]]) -> int:
 
 
 def benchmark(args: dict, sizes: dict[str, int | list[int]]) -> dict:
-    """Upstream's sizing of a known app (reference 11): {instance_type, ebs_size, EBS_optimized}.
+    """Upstream's sizing of a known app: {instance_type, ebs_size, EBS_optimized}.
 
     The Benchmark-4dn package holds upstream's per-app formulas; it is used when installed.
     """

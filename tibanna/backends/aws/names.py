@@ -1,4 +1,4 @@
-"""Upstream's resource names (reference 0.2, DESIGN 3.5): what users already see in their account."""
+"""Upstream's resource names (docs/design.md 3.5): what users already see in their account."""
 from __future__ import annotations
 
 SFN_PREFIX = "tibanna_unicorn"

@@ -33,7 +33,7 @@ def sfn_name(usergroup: str, suffix: str | None) -> str:
 
 
 class LocalBackend(Backend):
-    """Jobs as forked workers under one supervisor per TIBANNA_HOME (DESIGN 3.4, 5)."""
+    """Jobs as forked workers under one supervisor per TIBANNA_HOME (docs/design.md 3.4, 5)."""
 
     name = "local"
     region = "local"

@@ -1,4 +1,4 @@
-"""`check_task_awsem`: read the job's markers and instance, in upstream's order (reference 3.3).
+"""`check_task_awsem`: read the job's markers and instance, in upstream's order.
 
 One ListObjectsV2 of `<jobid>.` finds every marker at once. The order: `.aborted` (ours comes
 first, so a kill is honoured while the instance boots), `.job_started`, `.error`, `.success`,

@@ -1,4 +1,4 @@
-"""`run_task_awsem`: check the job and its dependencies, then launch its instance (reference 3.2)."""
+"""`run_task_awsem`: check the job and its dependencies, then launch its instance."""
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,4 @@
-"""`update_cost_awsem`: the cost updater's Lambda (reference 3.4), asked every 12 hours after a job
+"""`update_cost_awsem`: the cost updater's Lambda, asked every 12 hours after a job
 is submitted until it answers done: once Cost Explorer bills the job's instance, the cost goes into
 the job's metrics_report.tsv and metrics.html is re-rendered from it."""
 from __future__ import annotations
