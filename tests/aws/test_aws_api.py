@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 
 import boto3
@@ -180,3 +181,22 @@ def test_throttling_is_survived_and_nothing_is_lost(api, deployed, shell_job):
     started = Counter(e["name"] for p in boto3.client("stepfunctions").get_paginator("list_executions").paginate(
         stateMachineArn=arn) for e in p["executions"])
     assert all(started[j["_tibanna"]["run_name"]] == 1 for j in jobs)
+
+
+@pytest.mark.parametrize("field, change", [
+    ("config.kms_key_id", lambda job: job["config"].update(kms_key_id="alias/mine")),
+    ("config.encrypt_s3_upload", lambda job: job["config"].update(encrypt_s3_upload=True)),
+    ("config.public_postrun_json", lambda job: job["config"].update(public_postrun_json=True)),
+    ("args.input_files.in1.mount", lambda job: job["args"].update(
+        input_files={"in1": {"bucket_name": "in-bucket", "object_key": "a.txt", "mount": True}})),
+    ("args.output_target.file:///data1/out/a.tag", lambda job: job["args"].update(
+        output_target={"file:///data1/out/a": {"object_key": "a", "tag": "project=x"}})),
+])
+def test_upstream_options_not_carried_out_are_refused(api, deployed, shell_job, field, change):
+    job = shell_job("true")
+    change(job)
+    jobid = "refused-" + field.rsplit(".", 1)[-1].replace("_", "-")
+    with pytest.raises(UserInputError, match=f"^{re.escape(field)}: .* not supported"):
+        api.run_workflow(job, sfn=deployed["sfn"], jobid=jobid)
+    assert api.backend.index.get(jobid) is None
+    assert not list(api.backend.store.list_keys("log-bucket", jobid + "."))

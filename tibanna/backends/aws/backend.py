@@ -40,6 +40,34 @@ def _epoch(when: dt.datetime | None) -> float | None:
     return when.timestamp() if when else None
 
 
+# Upstream options this backend does not carry out yet: refused at submission rather than dropped.
+_NOT_HONOURED = {
+    "kms_key_id": "SSE-KMS uploads with a customer key are not supported yet; remove it (uploads get the "
+                  "buckets' default encryption)",
+    "encrypt_s3_upload": "SSE-KMS uploads are not supported yet; remove it, or set default encryption "
+                         "(SSE-KMS) on the output and log buckets, which applies to every upload",
+    "public_postrun_json": "a public-read postrun JSON is not supported (bucket ACLs are disabled by default); "
+                           "remove it and share the log bucket object by a bucket policy",
+}
+
+
+def refuse_unhonoured(job: dict) -> None:
+    """A clear error for an upstream option this backend would otherwise silently ignore."""
+    config, args = job["config"], job["args"]
+    for field, reason in _NOT_HONOURED.items():
+        if config.get(field):
+            raise UserInputError(f"config.{field}: {reason}")
+    for section in ("input_files", "secondary_files"):
+        for argname, spec in (args.get(section) or {}).items():
+            if isinstance(spec, dict) and spec.get("mount"):
+                raise UserInputError(f"args.{section}.{argname}.mount: mounting a bucket (mountpoint-s3) is not "
+                                     "supported on AWS yet; remove mount: true to have the input copied")
+    for source, target in (args.get("output_target") or {}).items():
+        if isinstance(target, dict) and target.get("tag"):
+            raise UserInputError(f"args.output_target.{source}.tag: object tags on outputs are not supported "
+                                 "on AWS yet; remove the tag")
+
+
 def fresh_run_name(run_name: str) -> str:
     """Upstream's randomize_run_name: drop a trailing UUID, append a new one, keep within 80 characters."""
     base = run_name[:-_UUID_LENGTH - 1] if len(run_name) > _UUID_LENGTH and run_name[-_UUID_LENGTH - 1] == "-" \
@@ -103,6 +131,8 @@ class AWSBackend(Backend):
     # Submission -------------------------------------------------------------------------------
     def submit(self, jobs: list[dict], *, rerun_of: str | None = None,
                secrets: dict[str, dict[str, str]] | None = None) -> list[dict]:
+        for job in jobs:
+            refuse_unhonoured(job)
         for jobid, values in (secrets or {}).items():  # the instance's agent reads and deletes it
             bucket = next(job["config"]["log_bucket"] for job in jobs if job["jobid"] == jobid)
             self.store.put_text(bucket, protocol.key(jobid, protocol.SECRET_ENV), json.dumps(values))
