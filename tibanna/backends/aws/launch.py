@@ -131,6 +131,9 @@ export JOBID={q(jobid)} LOGBUCKET={q(log_bucket)} AWS_DEFAULT_REGION={q(region)}
 WHEEL_URL={q(f"s3://{bootstrap.bucket}/{bootstrap.key}")} WHEEL_SHA256={q(bootstrap.sha256)} WHEEL=/opt/tibanna/{q(wheel)}
 LOG=/var/log/tibanna-bootstrap.log
 exec >>"$LOG" 2>&1
+# Boot timestamps (epoch seconds) for the boot-to-command figure: boot, python, agent_installed.
+stamp() {{ echo "tibanna-boot $1 $(date +%s.%N)"; }}
+stamp boot
 finish() {{ shutdown -h "$([ "$SHUTDOWN_MIN" = now ] && echo now || echo "+$SHUTDOWN_MIN")"; }}
 fail() {{
   echo "bootstrap failed: $*"
@@ -165,10 +168,12 @@ if [ -z "$PY" ] || ! command -v "$PY" >/dev/null; then
   python3 -m pip install -q uv && python3 -m uv python install 3.12 && PY="$(python3 -m uv python find 3.12)"
 fi
 [ -n "$PY" ] || fail "no Python 3.11+"
+stamp python
 mkdir -p /opt/tibanna
 aws s3 cp "$WHEEL_URL" "$WHEEL" || fail "cannot download $WHEEL_URL"
 echo "$WHEEL_SHA256  $WHEEL" | sha256sum -c - || fail "checksum mismatch for $WHEEL"
 "$PY" -m venv /opt/tibanna/venv && /opt/tibanna/venv/bin/pip install -q "$WHEEL[aws]" || fail "cannot install $WHEEL"
+stamp agent_installed
 {_spot_watcher() if spot else ""}/opt/tibanna/venv/bin/python -m tibanna.agent --jobid "$JOBID" --log-bucket "$LOGBUCKET" \\
   --workdir {DATA_MOUNT} --store s3 --metrics-interval 60 --log-upload-interval 60 --cloudwatch --container-runtime docker
 finish
