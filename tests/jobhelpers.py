@@ -1,9 +1,12 @@
 """Helpers for tests that run real jobs: descriptions and waiting."""
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 import psutil
+import pytest
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
@@ -40,3 +43,17 @@ def processes_with(marker: str) -> list[psutil.Process]:
         except psutil.Error:
             pass
     return found
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unavailable(what: str, reason: str) -> None:
+    """Skip a test whose component cannot start here, or fail it under CI, where it must run."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} cannot start under CI: {reason}")
+    pytest.skip(f"{what} cannot start here: {reason}")

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
+from jobhelpers import free_port, unavailable
+
 REPO = Path(__file__).resolve().parents[3]
 DEPLOYMENT_DAGS = Path(__file__).resolve().parent / "dags"
 BIN = Path(sys.executable).parent
@@ -33,18 +34,6 @@ COMPONENTS = (["api-server"], ["dag-processor"], ["scheduler", "--skip-serve-log
 STARTUP_TIMEOUT = 240.0  # a loaded machine (make test on 2 cores) starts Airflow slowly
 DAG_IDS = ("tibanna_quick_mapped", "tibanna_clear_me", "tibanna_kill_me", "tibanna_run_and_plot_metrics",
            "tibanna_fan_out_and_join", "tibanna_rerun_on_failure")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"Airflow deployment cannot start under CI: {reason}")
-    pytest.skip(f"Airflow deployment cannot start here: {reason}")
 
 
 class Deployment:
@@ -64,7 +53,7 @@ class Deployment:
         migrate = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=self.env, capture_output=True,
                                  text=True, timeout=180)
         if migrate.returncode != 0:
-            _unavailable(f"airflow db migrate failed: {migrate.stderr[-2000:]}")
+            unavailable("the Airflow deployment", f"airflow db migrate failed: {migrate.stderr[-2000:]}")
         for args in COMPONENTS:
             out = open(logs / f"{args[0]}.log", "wb")
             self.processes.append(subprocess.Popen([str(BIN / "airflow"), *args], env=self.env, stdout=out,
@@ -72,7 +61,7 @@ class Deployment:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not self._healthy():
             if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
-                _unavailable(f"the api-server did not become healthy; logs:\n{self.logs_tail()}")
+                unavailable("the Airflow deployment", f"the api-server did not become healthy; logs:\n{self.logs_tail()}")
             time.sleep(0.5)
         self.client.headers["Authorization"] = f"Bearer {self.token()}"
         for dag_id in DAG_IDS:
@@ -148,9 +137,9 @@ class Deployment:
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """The running deployment (started once; stopped at the end of the session)."""
     if shutil.which("airflow", path=str(BIN)) is None:
-        _unavailable(f"no airflow command in {BIN}")
+        unavailable("the Airflow deployment", f"no airflow command in {BIN}")
     root = tmp_path_factory.mktemp("airflow-deployment")
-    port = _free_port()
+    port = free_port()
     # nothing of the in-process Airflow tests' set-up (tests/airflow/conftest.py) reaches the deployment
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update({

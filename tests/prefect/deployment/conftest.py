@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+
+from jobhelpers import free_port, unavailable
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import FlowRun
@@ -30,18 +31,6 @@ PREFECT = Path(sys.executable).with_name("prefect")
 POOL = "tibanna-tests"
 STARTUP_SECONDS = 240  # the server, the served deployments and the worker (~15 s; minutes on a crowded machine)
 RUN_SECONDS = 300  # a flow run, from creation to its final state
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the Prefect deployment tests cannot run under CI: {reason}")
-    pytest.skip(reason)
 
 
 @dataclass
@@ -125,9 +114,9 @@ def _healthy(url: str) -> bool:
 @pytest.fixture(scope="session")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     if not PREFECT.exists():
-        _unavailable(f"no prefect command next to {sys.executable}")
+        unavailable("the Prefect server", f"no prefect command next to {sys.executable}")
     root = tmp_path_factory.mktemp("prefect-deployment")
-    port = _free_port()
+    port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(root / "prefect-home"), "PREFECT_API_URL": api_url,
            "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
@@ -141,7 +130,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
         deadline = time.monotonic() + STARTUP_SECONDS
         while not _healthy(api_url):
             if server.poll() is not None or time.monotonic() > deadline:
-                _unavailable(f"prefect server did not start on {api_url}: {deployed.log('server')[-1500:]}")
+                unavailable("the Prefect server", f"prefect server did not start on {api_url}: {deployed.log('server')[-1500:]}")
             time.sleep(0.5)
         registered = deployed.run("register", PREFECT, "block", "register", "-m", "tibanna_provider.prefect")
         assert registered.returncode == 0, registered.stdout + registered.stderr

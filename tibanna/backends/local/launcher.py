@@ -9,16 +9,23 @@ import sys
 from tibanna.backends.local.home import Home
 
 
+def try_lock(handle) -> bool:
+    """Take the home's lock on this open lock file without waiting; False if a supervisor has it."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
 def is_running(home: Home) -> bool:
     """Whether a supervisor holds this home's lock."""
     home.root.mkdir(parents=True, exist_ok=True)
     with open(home.lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno in (errno.EAGAIN, errno.EACCES):
-                return True
-            raise
+        if not try_lock(handle):
+            return True
         fcntl.flock(handle, fcntl.LOCK_UN)
         return False
 
@@ -30,12 +37,8 @@ def ensure_running(home: Home) -> None:
     supervisor: callers that ask while it is still starting do not start another one."""
     home.root.mkdir(parents=True, exist_ok=True)
     with open(home.lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno in (errno.EAGAIN, errno.EACCES):
-                return
-            raise
+        if not try_lock(handle):
+            return
         with open(home.log, "ab") as out:
             subprocess.Popen([sys.executable, "-m", "tibanna.backends.local.supervisor", str(home.root),
                               str(handle.fileno())], stdin=subprocess.DEVNULL, stdout=out,

@@ -23,6 +23,7 @@ from tibanna import exceptions, protocol
 from tibanna.backends.local.finalize import finalize
 from tibanna.backends.local.home import Home
 from tibanna.backends.local.index import Index
+from tibanna.backends.local.launcher import try_lock
 from tibanna.backends.local.processes import worker_alive
 from tibanna.backends.local.resources import Reservations, machine_capacity
 from tibanna.backends.local.worker import Worker, fork_worker
@@ -188,9 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         handle = os.fdopen(int(args[1]), "a")
     else:
         handle = open(home.lock, "a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not try_lock(handle):
             handle.close()
             return  # another supervisor serves this home
     with handle:
