@@ -15,7 +15,7 @@ import pytest
 from jobhelpers import processes_with, shell_job, wait_done, wait_for
 from tibanna import secret_env
 from tibanna.backends.local.home import Home
-from tibanna.backends.local.launcher import is_running
+from tibanna.backends.local.launcher import try_lock
 
 
 def bucket(home: Path, name: str) -> Path:
@@ -28,8 +28,9 @@ def markers(home: Path, jobid: str) -> list[str]:
 
 def supervisor_pid(home: Path) -> int | None:
     """The pid of the supervisor that holds the home's lock now, or None."""
-    if not is_running(Home(home)):
-        return None
+    with open(Home(home).lock, "a") as handle:
+        if try_lock(handle):
+            return None  # closing the file releases the lock
     return int((home / "supervisor.pid").read_text())
 
 

@@ -20,16 +20,6 @@ def try_lock(handle) -> bool:
     return True
 
 
-def is_running(home: Home) -> bool:
-    """Whether a supervisor holds this home's lock."""
-    home.root.mkdir(parents=True, exist_ok=True)
-    with open(home.lock, "a") as handle:
-        if not try_lock(handle):
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
-
-
 def ensure_running(home: Home) -> None:
     """Start a detached supervisor for this home unless one runs.
 
