@@ -74,7 +74,7 @@ def main() -> None:
     logging.disable(logging.WARNING)
     import boto3
 
-    from aws_harness import Player, wheel
+    from aws_harness import Player, agent_bundle
     from conftest import BUCKETS, aws_shell_job
     from tibanna.core import API
 
@@ -83,7 +83,7 @@ def main() -> None:
             boto3.client("s3").create_bucket(Bucket=bucket)
         api = API(backend="aws")
         sfn = api.deploy_unicorn(buckets=",".join(BUCKETS), usergroup="bench", no_setenv=True, quiet=True)
-        player = Player(api.backend, wheel(work), work / "instances")
+        player = Player(api.backend, agent_bundle(work), work / "instances")
         marked: dict[str, float] = {}
 
         def marker(params: dict, **_: object) -> None:

@@ -112,8 +112,8 @@ class Outcome:
 class Player:
     """Plays executions of one backend's step functions."""
 
-    def __init__(self, backend: AWSBackend, wheel_path: Path, workdir: Path) -> None:
-        self.backend, self.wheel_path, self.workdir = backend, wheel_path, workdir
+    def __init__(self, backend: AWSBackend, bundle_path: Path, workdir: Path) -> None:
+        self.backend, self.bundle_path, self.workdir = backend, bundle_path, workdir
         self.offset = dt.timedelta()  # how far the fake clock is ahead of the real one (retry intervals)
         self.definition: dict = {}  # of the execution being played
         self.tokens: dict[str, Waiting] = {}
@@ -147,10 +147,10 @@ class Player:
         return AWSResponse("https://injected", 400, {}, None), error
 
     def lambda_env(self, function: str) -> dict[str, str]:
-        """The deployed Lambda's environment, with the wheel path of this machine."""
+        """The deployed Lambda's environment, with the bundle's path on this machine."""
         config = self.backend.clients("lambda").get_function_configuration(FunctionName=function)
         env = dict(config["Environment"]["Variables"])
-        env["TIBANNA_WHEEL_PATH"] = str(self.wheel_path)
+        env[build.BUNDLE_PATH_ENV] = str(self.bundle_path)
         return env
 
     def play(self, exec_arn: str, on_retry: RetryHook | None = None, max_attempts: int = 60,
@@ -274,9 +274,9 @@ class Player:
             self.run_agent(payload)
 
 
-def wheel(tmp: Path) -> Path:
-    """The package's wheel, as deploy puts it in the Lambda."""
-    built = build.build_wheel()
+def agent_bundle(tmp: Path) -> Path:
+    """The agent's bundle, as deploy puts it in the Lambda."""
+    built = build.agent_bundle()
     path = tmp / built.name
     path.write_bytes(built.data)
     return path

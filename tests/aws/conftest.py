@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("moto")
 from moto.server import ThreadedMotoServer  # noqa: E402
 
-from aws_harness import Player, wheel  # noqa: E402
+from aws_harness import Player, agent_bundle  # noqa: E402
 from service_models import Violations, strict_validation  # noqa: E402
 
 BUCKETS = ("log-bucket", "out-bucket", "in-bucket")
@@ -59,6 +59,8 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
         env.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+        env.setenv("PIP_NO_INDEX", "1")  # deploy fetches no wheel for another architecture: offline, as always
+        env.setenv("PIP_FIND_LINKS", "")
         yield endpoint
     server.stop()
 
@@ -87,7 +89,7 @@ def api(deployed: dict):
 
 @pytest.fixture
 def player(api, tmp_path: Path) -> Player:
-    return Player(api.backend, wheel(tmp_path), tmp_path / "instances")
+    return Player(api.backend, agent_bundle(tmp_path), tmp_path / "instances")
 
 
 def aws_shell_job(command, *, outputs: dict | None = None, **config) -> dict:

@@ -103,31 +103,66 @@ def test_setenv_and_users_and_cleanup_with_history(api, deployed, player, shell_
 
 
 def test_builds_are_reproducible():
-    first, second = build.build_wheel(), build.build_wheel()
+    first, second = build.build_agent_bundle(), build.build_agent_bundle()
     assert first.data == second.data and first.sha256 == second.sha256
     assert build.build_lambda_zip(first) == build.build_lambda_zip(second)
     names_in_zip = zipfile.ZipFile(io.BytesIO(build.build_lambda_zip(first))).namelist()
     assert "tibanna/backends/aws/lambdas/run_task_awsem.py" in names_in_zip
-    assert f"tibanna_wheel/{first.name}" in names_in_zip
-    wheel_names = zipfile.ZipFile(io.BytesIO(first.data)).namelist()
-    assert f"tibanna-{first.name.split('-')[1]}.dist-info/RECORD" in wheel_names
+    assert f"tibanna_agent/{first.name}" in names_in_zip
 
 
-def test_user_data_installs_the_checked_wheel_and_is_valid_bash():
-    script = launch.user_data("job1", "log-bucket", "us-east-1", "now",
-                              launch.Bootstrap("log-bucket", "tibanna_bootstrap/abc/t.whl", "abc"), spot=True)
+def test_the_agent_bundle_holds_the_installed_closure_per_architecture(tmp_path):
+    """Pure files once, compiled ones per architecture; a wheel fetched for another architecture
+    lands in its tree; an architecture that cannot be had is left out."""
+    import importlib.metadata
+    import json
+
+    psutil = importlib.metadata.version("psutil")
+    fetched = []
+
+    def download(name, version, arch, folder):
+        fetched.append((name, version, arch))
+        if arch != "aarch64":
+            return None
+        wheel = folder / f"{name}-{version}-cp36-abi3-manylinux2014_aarch64.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            archive.writestr("psutil/__init__.py", "ARCH = 'aarch64'\n")
+            archive.writestr(f"psutil-{version}.data/scripts/x", "")  # not importable: left out
+        return wheel
+
+    bundle = build.build_agent_bundle(download)
+    archive = zipfile.ZipFile(io.BytesIO(bundle.data))
+    manifest = json.loads(archive.read(build.MANIFEST))
+    assert bundle.arches == ("x86_64", "aarch64") == tuple(manifest["arches"])
+    assert manifest["distributions"]["psutil"] == psutil and "botocore" in manifest["distributions"]
+    assert fetched == [("psutil", psutil, "aarch64")]  # x86_64 is this machine's: taken as installed
+    names = archive.namelist()
+    assert "any/boto3/__init__.py" in names and "any/tibanna/agent/__main__.py" in names
+    assert "x86_64/psutil/__init__.py" in names and "any/psutil/__init__.py" not in names
+    assert archive.read("aarch64/psutil/__init__.py") == b"ARCH = 'aarch64'\n"
+    assert not [n for n in names if ".data/" in n or n.endswith(".pyc")]
+    offline = build.build_agent_bundle(lambda *args: None)
+    assert offline.arches == ("x86_64",)
+
+
+def test_user_data_checks_the_bundle_and_is_valid_bash():
+    urls = launch.BootUrls("https://b/bundle", "https://b/started", "https://b/log", "https://b/error")
+    script = launch.user_data("job1", "log-bucket", "us-east-1", "now", "abc", urls, spot=True)
     assert subprocess.run(["bash", "-n"], input=script.encode()).returncode == 0
-    assert "sha256sum -c" in script and "WHEEL_SHA256=abc" in script
-    assert "github" not in script.lower() and "X-aws-ec2-metadata-token" in script
-    assert "--store s3" in script and ".spot_failure" in script
+    assert "sha256sum -c" in script and "BUNDLE_SHA256=abc" in script
+    assert "pip" not in script and "aws s3" not in script  # nothing resolved or needed at boot
+    assert "--store s3" in script and "watch-spot" in script
+    assert len(script.encode()) < 16 * 1024  # EC2's user data limit
 
 
 def test_launch_template_sizes_tags_and_imdsv2(api, deployed, shell_job):
     job = shell_job("true", ebs_size="3x", ebs_type="gp3", ebs_throughput=250, root_ebs_size=20)
-    data = _launcher(api, job).template_data(size=launch.ebs_size(job["config"], 5 * GIB), spot=False)
+    data = _launcher(api, job).template_data(size=launch.ebs_size(job["config"], 5 * GIB), spot=False,
+                                             root_device="/dev/xvda")
     assert data["BlockDeviceMappings"][0]["Ebs"] == {"VolumeSize": 20, "VolumeType": "gp3", "Throughput": 250,
                                                      "DeleteOnTermination": True}
-    assert data["BlockDeviceMappings"][1]["Ebs"]["VolumeSize"] == 20
+    assert data["BlockDeviceMappings"][1] == {"DeviceName": "/dev/xvda", "Ebs": {
+        "VolumeSize": 20, "VolumeType": "gp3", "DeleteOnTermination": True}}
     assert data["MetadataOptions"]["HttpTokens"] == "required"
     assert data["InstanceInitiatedShutdownBehavior"] == "terminate"
     assert {t["ResourceType"] for t in data["TagSpecifications"]} == {"instance", "volume"}
@@ -158,7 +193,7 @@ def test_input_sizes_count_files_and_folders(api, deployed):
 
 def _launcher(api, job: dict) -> launch.Launcher:
     return launch.Launcher(api.backend.clients, api.backend.store, job | {"jobid": "j"},
-                           launch.Bootstrap("log-bucket", "k", "s"), "profile")
+                           launch.Bootstrap("log-bucket", "k", "s", ("x86_64",)), "profile")
 
 
 def test_app_names_are_sized_by_benchmark(api, deployed, monkeypatch):
@@ -187,14 +222,38 @@ def test_app_names_are_sized_by_benchmark(api, deployed, monkeypatch):
     assert (launcher.config["ebs_size"], launcher.config["EBS_optimized"]) == (14, True)
 
 
-def test_arm_types_get_the_arm_ami(api, deployed, shell_job):
+def test_each_architecture_gets_amazons_current_image_and_its_root_device(api, deployed, shell_job):
+    """The default image is read from the public SSM parameter of its architecture (moto serves
+    Amazon's); the root volume's mapping uses the image's own root device."""
+    ssm = boto3.client("ssm")
+    expected = {arch: ssm.get_parameter(Name=name)["Parameter"]["Value"]
+                for arch, name in launch.DEFAULT_IMAGE_PARAMETERS.items()}
     job = shell_job("true", instance_type=["t3.micro", "a1.large"], subnet=["subnet-1", "subnet-2"])
     config = jobspec.parse(job)["config"]
-    overrides = _launcher(api, {"args": job["args"], "config": config}).overrides(["t3.micro", "a1.large"])
+    launcher = launch.Launcher(api.backend.clients, api.backend.store, {"args": job["args"], "config": config,
+                                                                        "jobid": "j"},
+                               launch.Bootstrap("log-bucket", "k", "s", ("x86_64", "aarch64")), "profile")
+    overrides = launcher.overrides(["t3.micro", "a1.large"])
     images = {(o["InstanceType"], o["SubnetId"]): o["ImageId"] for o in overrides}
     assert len(images) == 4
-    assert images[("a1.large", "subnet-2")] == config["ami_per_region"]["Arm"]["us-east-1"]
-    assert images[("t3.micro", "subnet-1")] == config["ami_per_region"]["x86"]["us-east-1"]
+    assert images[("a1.large", "subnet-2")] == expected["Arm"] and images[("t3.micro", "subnet-1")] == expected["x86"]
+    assert launcher.root_device(set(images.values())) == "/dev/xvda"  # Amazon Linux's, not /dev/sda1
+    windows = boto3.client("ec2").describe_images(Owners=["amazon"], Filters=[
+        {"Name": "name", "Values": ["Windows_Server-2016-English-Nano-Base-*"]}])["Images"][0]
+    assert launcher.root_device({windows["ImageId"]}) == windows["RootDeviceName"] == "/dev/sda1"
+    with pytest.raises(EC2LaunchException, match="config.ami_id: ami-00000000000000000: InvalidAMIID.NotFound"):
+        launcher.root_device({"ami-00000000000000000"})
+
+
+def test_a_users_image_wins_and_an_architecture_without_its_agent_files_is_refused(api, deployed, shell_job):
+    job = shell_job("true", ami_per_region={"x86": {"us-east-1": "ami-11111111111111111"}})
+    config = jobspec.parse(job)["config"]
+    launcher = _launcher(api, {"args": job["args"], "config": config})
+    assert [o["ImageId"] for o in launcher.overrides(["t3.micro"])] == ["ami-11111111111111111"]
+    config["ami_id"] = "ami-22222222222222222"
+    assert [o["ImageId"] for o in launcher.overrides(["t3.micro"])] == ["ami-22222222222222222"]
+    with pytest.raises(EC2LaunchException, match="a1.large is Arm.*x86_64 only"):
+        launcher.overrides(["a1.large"])
 
 
 def test_cheapest_types_from_the_catalogue(api, deployed):

@@ -49,13 +49,13 @@ def lambda_root(api, deployed, tmp_path: Path) -> tuple[Path, dict]:
     /var/task is, and the deployed Lambdas' environment."""
     client = api.backend.clients("lambda")
     function = names.lambda_name(names.RUN_TASK, deployed["usergroup"])
-    code = build.build_lambda_zip(build.build_wheel())
+    code = build.build_lambda_zip(build.agent_bundle())
     assert client.get_function(FunctionName=function)["Configuration"]["CodeSha256"] == \
         base64.b64encode(hashlib.sha256(code).digest()).decode()
     root = tmp_path / "task"
     zipfile.ZipFile(io.BytesIO(code)).extractall(root)
     env = client.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
-    env["TIBANNA_WHEEL_PATH"] = str(root / Path(env["TIBANNA_WHEEL_PATH"]).relative_to("/var/task"))
+    env[build.BUNDLE_PATH_ENV] = str(root / Path(env[build.BUNDLE_PATH_ENV]).relative_to("/var/task"))
     return root, env
 
 

@@ -2,7 +2,7 @@
 
 Everything is created or updated in place under upstream's names: re-running a deploy updates
 the policies, Lambdas (code and configuration) and state machine rather than deleting them.
-The Lambdas carry this package and its wheel, built reproducibly from the installed files.
+The Lambdas carry this package and the agent's bundle, built reproducibly from the installed files.
 """
 from __future__ import annotations
 
@@ -107,12 +107,14 @@ class Deployer:
         """Create or update these Lambdas from one build of the package."""
         if not usergroup:
             raise UserInputError("usergroup: required to deploy the Lambdas (their roles belong to it)")
-        wheel = build.build_wheel()
-        code = build.build_lambda_zip(wheel)
+        bundle = build.agent_bundle()
+        code = build.build_lambda_zip(bundle)
         environment = {"TIBANNA_VERSION": __version__,
                        "TIBANNA_DEFAULT_STEP_FUNCTION_NAME": names.sfn_name(usergroup, suffix),
                        "AWS_S3_ROLE_NAME": names.role_name(usergroup, names.EC2_ROLE),
-                       "TIBANNA_WHEEL_PATH": wheel.lambda_path, "TIBANNA_WHEEL_SHA256": wheel.sha256}
+                       build.BUNDLE_PATH_ENV: bundle.lambda_path,
+                       build.BUNDLE_SHA256_ENV: bundle.sha256,
+                       build.BUNDLE_ARCHES_ENV: ",".join(bundle.arches)}
         if subnets:
             environment["SUBNETS"] = ",".join(subnets)
         if security_groups:

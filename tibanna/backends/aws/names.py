@@ -16,7 +16,7 @@ SFN_INDEX = "StepFunction-TimeStamp"
 INSTANCE_NAME_PREFIX = "awsem-"
 INSTANCE_TYPE_TAG = "awsem"
 LAUNCH_TEMPLATE_PREFIX = "TibannaLaunchTemplate_"
-WHEEL_PREFIX = "tibanna_bootstrap/"
+BOOTSTRAP_PREFIX = "tibanna_bootstrap/"  # the agent bundles in a log bucket, by sha256
 MAX_RUN_NAME = 80  # Step Functions' limit on an execution name
 
 # Policies (tibanna_<group>_<name>); ec2_launch, lambdainvoke and ecr_read replace upstream's
