@@ -90,6 +90,9 @@ def report_crash(store: ObjectStore, jobid: str, log_bucket: str, workdir: Path,
     text += f"\nTibanna agent crashed (exit status {status}); the end of the instance's bootstrap log:\n"
     text += "\n".join(tail) + "\n"
     store.put_text(log_bucket, protocol.key(jobid, protocol.LOG), text)
+    started = protocol.key(jobid, protocol.JOB_STARTED)
+    if not store.exists(log_bucket, started):  # it crashed before it began: check_task must not wait for a boot
+        store.put_bytes(log_bucket, started, b"")
     store.put_bytes(log_bucket, protocol.key(jobid, protocol.ERROR), b"")
     Callback(store, jobid, log_bucket).finish({}, failed=True, log_text=text)
     log.info("job %s: the agent crashed (exit status %s); .error written", jobid, status)
