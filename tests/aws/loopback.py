@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -32,6 +33,12 @@ ROLE = "loopback-instance-role"
 NAMESPACED = ("/opt", "/mnt", "/var/log")
 BOOTSTRAP_LOG = "/var/log/tibanna-bootstrap.log"
 TESTS = Path(__file__).resolve().parents[1]
+STAMP_RE = re.compile(r"tibanna-boot (\w+) ([0-9.]+)")
+# The parts of boot to command, by the stamps that bound them (staging and the image pull overlap).
+BOOT_PARTS = {"packages (a Python)": ("boot", "python"), "agent install (bundle)": ("python", "agent_installed"),
+              "data volume": ("agent_installed", "volume"), "agent start": ("volume", "agent"),
+              "staging": ("agent", "staged"), "image pull": ("agent", "image"),
+              "command start": ("staged", "command")}
 DATA_DEVICE = "/dev/sdb"
 DOCKER_RELEASE = "start-docker"  # the file that lets a late daemon start  # the launch template's data volume (tibanna/backends/aws/launch.py)
 
@@ -160,13 +167,14 @@ class Instance:
         return path.read_text().splitlines() if path.exists() else []
 
     def stamps(self) -> dict[str, float]:
-        """The bootstrap's `tibanna-boot <part> <epoch>` lines."""
-        found = {}
-        for line in self.bootstrap_log.splitlines():
-            if line.startswith("tibanna-boot "):
-                _, part, stamp = line.split()
-                found[part] = float(stamp)
-        return found
+        """The `tibanna-boot <part> <epoch>` stamps of the user data and the agent, by part."""
+        return {part: float(stamp) for part, stamp in STAMP_RE.findall(self.bootstrap_log)}
+
+    def boot_to_command(self) -> dict[str, float]:
+        """Seconds from the first user-data line to the job's command, and its parts."""
+        stamps = self.stamps()
+        parts = {label: stamps[end] - stamps[start] for label, (start, end) in BOOT_PARTS.items()}
+        return {"boot to command": stamps["command"] - stamps["boot"], **parts}
 
 
 # -- inside the instance's mount namespace ---------------------------------------------------------
