@@ -16,11 +16,10 @@ import os
 import queue
 import threading
 import urllib.request
-from dataclasses import asdict
 from typing import Any
 
-from tibanna.agent.sampling import Sample
 from tibanna.metrics import resources
+from tibanna.samples import Sample
 from tibanna.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -61,8 +60,7 @@ def metric_data(sample: Sample, instance_id: str, read_before: int = 0) -> list[
     `diskio_read_bytes` counts the bytes read since the previous sample (`read_before` is that
     sample's counter), as the CloudWatch agent counts them per collection interval.
     """
-    row = resources.Sample(**asdict(sample))
-    values = [(metric, metric.from_sample(row)) for metric in resources.METRICS.values() if metric.from_sample]
+    values = [(metric, metric.from_sample(sample)) for metric in resources.METRICS.values() if metric.from_sample]
     values.append((resources.METRICS[resources.EBS_READ], max(sample.read_bytes - read_before, 0)))
     dimensions = [{"Name": "InstanceId", "Value": instance_id}]
     when = dt.datetime.fromtimestamp(sample.time, dt.timezone.utc)

@@ -15,20 +15,13 @@ from typing import Any
 from tibanna import protocol
 from tibanna.exceptions import MetricRetrievalException, TibannaError
 from tibanna.metrics import report
-from tibanna.metrics.resources import (
-    MetricSeries,
-    Sample,
-    metrics_tsv,
-    read_samples_tsv,
-    series_from_samples,
-    summarize,
-)
+from tibanna.metrics.resources import MetricSeries, metrics_tsv, series_from_samples, summarize
 from tibanna.metrics.top import parse_top, top_table
+from tibanna.samples import Sample, read_samples_tsv
 from tibanna.storage import LocalStore, ObjectStore
 
 log = logging.getLogger(__name__)
 
-SAMPLES_TSV = "samples.tsv"
 LOCK = "lock"
 
 
@@ -110,7 +103,7 @@ def build_report_files(series: MetricSeries, top_text: str, job: JobInfo, end: _
 
 def _stored_samples(store: ObjectStore, log_bucket: str, jobid: str) -> list[Sample]:
     """The agent's samples of the job (none on a job whose metrics came from CloudWatch only)."""
-    return read_samples_tsv(store.get_text(log_bucket, metrics_key(jobid, SAMPLES_TSV)) or "")
+    return read_samples_tsv(store.get_text(log_bucket, protocol.key(jobid, protocol.METRICS_SAMPLES)))
 
 
 def _stored_top(store: ObjectStore, log_bucket: str, jobid: str) -> str:

@@ -22,7 +22,6 @@ import tibanna
 from tibanna.metrics.resources import (
     MAX_CHART_POINTS,
     Points,
-    Sample,
     bin_width,
     chart_points,
     metrics_tsv_points,
@@ -30,6 +29,7 @@ from tibanna.metrics.resources import (
     sample_points,
 )
 from tibanna.metrics.top import Snapshot, TopTable, snapshots_from_tsvs, top_table
+from tibanna.samples import Sample
 
 REPORT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 METRICS_TSV = "metrics.tsv"

@@ -25,6 +25,7 @@ from tibanna.backends.aws.backend import AWSBackend
 from tibanna.exceptions import (AWSEMJobErrorException, EC2IdleException, EC2StartingException,
                                 EC2UnintendedTerminationException, JobAbortedException, StillRunningException,
                                 job_error_message)
+from tibanna.samples import read_samples_tsv
 from tibanna.storage.s3 import error_code
 
 log = logging.getLogger(__name__)
@@ -174,18 +175,14 @@ class _Check:
     def recent_activity(self, window: dt.timedelta) -> tuple[float | None, int]:
         """Max CPU % and bytes read over the window, from the agent's samples; (None, 0) unless the
         samples cover the whole window (sampling began before it and goes on within it)."""
-        text = self.backend.store.get_text(self.log_bucket, protocol.key(self.jobid, protocol.METRICS_SAMPLES)) or ""
+        text = self.backend.store.get_text(self.log_bucket, protocol.key(self.jobid, protocol.METRICS_SAMPLES))
         since = (self.now - window).timestamp()
-        columns = protocol.SAMPLE_COLUMNS
-        rows = [line.split("\t") for line in text.splitlines()[1:] if line.strip()]
-        rows = [r for r in rows if len(r) == len(columns)]
-        times = [float(r[columns.index("time")]) for r in rows]
-        recent = [r for r, t in zip(rows, times) if t >= since]
-        if not recent or min(times) >= since:
+        samples = [s for s in read_samples_tsv(text) if s.cpu_percent is not None and s.read_bytes is not None]
+        recent = [s for s in samples if s.time >= since]
+        if not recent or samples[0].time >= since:
             return None, 0
-        cpu = max(float(r[columns.index("cpu_percent")]) for r in recent)
-        reads = [int(r[columns.index("read_bytes")]) for r in recent]
-        return cpu, max(reads) - min(reads)
+        reads = [int(s.read_bytes) for s in recent]
+        return max(s.cpu_percent for s in recent), max(reads) - min(reads)
 
 
 def spot_interrupted(backend: AWSBackend, event: dict) -> NoReturn:
