@@ -31,7 +31,6 @@ SHORT_COLUMNS = ("jobid", "status", "name", "start_time", "stop_time")
 LONG_COLUMNS = SHORT_COLUMNS + ("instance_id", "instance_start_time", "instance_type", "instance_status",
                                 "ip", "key", "password")
 RERUN_OVERRIDES = ("instance_type", "shutdown_min", "ebs_size", "ebs_type", "ebs_iops", "ebs_throughput", "key_name")
-_WORKFLOW_FIELDS = {"cwl": "cwl", "wdl": "wdl", "snakemake": "snakemake"}
 # A job's files an orchestrator links to, by name (see API.links).
 JOB_FILES = {"log": protocol.LOG, "postrun": protocol.POSTRUN_JSON, "metrics": protocol.METRICS_DIR + "metrics.html"}
 RESTARTED_AFTER = (protocol.FAILED, protocol.TIMED_OUT, protocol.ABORTED)  # submit_or_attach starts a new job
@@ -116,8 +115,8 @@ class API:
     def _upload_local_workflow(self, job: dict) -> None:
         """`<lang>_directory_local` files go to `<jobid>.workflow/` and the url points there (upstream)."""
         args = job["args"]
-        lang = next((p for p in _WORKFLOW_FIELDS if args.get("language", "cwl_v1").startswith(p)), None)
-        local_dir = args.get(f"{lang}_directory_local") if lang else None
+        lang = protocol.language_family(args["language"])  # a shell job has no workflow files
+        local_dir = args.get(f"{lang}_directory_local")
         if not local_dir:
             return
         bucket = job["config"]["log_bucket"]

@@ -396,7 +396,7 @@ def _resolve_language(args: dict) -> str:
 
 def _fill_workflow_fields(args: dict, language: str) -> None:
     """Per-language required fields and defaults, with upstream's messages."""
-    family = "wdl" if language in WDL_LANGUAGES else "cwl" if language == "cwl_v1" else language
+    family = protocol.language_family(language)
     required, defaults = _WORKFLOW_FIELDS[family]
     for field in required:
         if field not in args:
