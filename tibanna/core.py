@@ -359,7 +359,7 @@ class API:
 
     def cost(self, job_id: str, sfn: str | None = None, update_tsv: bool = False) -> float | None:
         """What the job cost (AWS: Cost Explorer; local: the local price table); None before it ends."""
-        from tibanna.cost import update_cost_tsv
+        from tibanna.metrics.report_tsv import update_cost_tsv
 
         record = self._record(job_id=job_id, sfn=sfn)
         postrun = self._postrun(record)
@@ -376,8 +376,8 @@ class API:
                       hours: float | None = None) -> tuple[float, str]:
         """`(cost, type)` with type `actual cost`, `immediate estimate`, `retrospective estimate`
         or `NA`. With `input_json` and `hours`, what that job would cost before it runs."""
-        from tibanna.cost import ACTUAL, NA, cost_estimate_for_description, estimate_job_cost, \
-            update_cost_estimate_tsv
+        from tibanna.cost import ACTUAL, NA, cost_estimate_for_description, estimate_job_cost
+        from tibanna.metrics.report_tsv import update_cost_estimate_tsv
 
         if input_json is not None:
             if hours is None or float(hours) < 0:

@@ -47,6 +47,12 @@ def key(jobid: str, suffix: str) -> str:
     return f"{jobid}{suffix}"
 
 
+def metrics_key(jobid: str, name: str) -> str:
+    """The key of one of the job's metrics files, e.g. metrics_key('abc', 'metrics.html') ==
+    'abc.metrics/metrics.html'."""
+    return key(jobid, METRICS_DIR + name)
+
+
 def now_stamp(when: _dt.datetime | None = None) -> str:
     """A UTC time stamp in upstream's format."""
     when = when or _dt.datetime.now(_dt.timezone.utc)

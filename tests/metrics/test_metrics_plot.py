@@ -8,8 +8,9 @@ from metrics_builders import START
 from pagecheck import embedded_pngs
 
 from tibanna.exceptions import MetricRetrievalException
-from tibanna.metrics.plot import JobInfo, job_info, metrics_key, plot_metrics_to_store, report_url
-from tibanna.metrics.report import read_report_tsv
+from tibanna.metrics.plot import JobInfo, job_info, plot_metrics_to_store, report_url
+from tibanna.metrics.report_tsv import read_report_tsv
+from tibanna.protocol import metrics_key
 from tibanna.samples import SAMPLES_HEADER
 from tibanna.storage import LocalStore
 

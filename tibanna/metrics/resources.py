@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tibanna.cost import NA
 from tibanna.samples import Sample, number_or_none
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ def _choose(values: Iterable[float | None], pick: Callable[[list[float]], float]
     return pick(kept) if kept else ""
 
 
-def summarize(series: MetricSeries, cost_estimate: float = 0.0, cost_estimate_type: str = "NA") -> dict:
+def summarize(series: MetricSeries, cost_estimate: float = 0.0, cost_estimate_type: str = NA) -> dict:
     """Upstream's summary dict (the postrun JSON's `Job.Metrics`): maxima and minima over the job."""
     c = series.columns
     max_used = _choose(c["max_mem_used_MB"], max)

@@ -19,10 +19,10 @@ from typing import Any, Iterable, Iterator
 from botocore.exceptions import ClientError
 
 from tibanna import protocol
-from tibanna.backends.aws import catalogue, deploy, index as idx, names
+from tibanna.backends.aws import deploy, index as idx, names
 from tibanna.backends.aws.iam import UsergroupIAM
+from tibanna.backends.aws.pricing import AwsPriceSource, cost_explorer_cost, price_source
 from tibanna.backends.base import Backend, JobRecord, refuse_denied_buckets
-from tibanna.cost import AwsPriceSource, cost_explorer_cost
 from tibanna.exceptions import UserInputError
 from tibanna.storage.s3 import Clients, S3Store, error_code
 
@@ -370,7 +370,7 @@ class AWSBackend(Backend):
 
     # Metrics and cost -------------------------------------------------------------------------
     def price_source(self) -> AwsPriceSource:
-        return catalogue.price_source(self.clients)
+        return price_source(self.clients)
 
     def actual_cost(self, postrun: dict) -> float:
         """The Cost Explorer cost of the job's instance (tag Name=awsem-<jobid>); 0.0 until billed."""

@@ -133,7 +133,7 @@ class LocalBackend(Backend):
 
     # Metrics and cost ------------------------------------------------------------------------
     def price_source(self):
-        from tibanna.cost import LocalPriceSource
+        from tibanna.backends.local.prices import LocalPriceSource
 
         return LocalPriceSource.from_home(self.home.root)
 
