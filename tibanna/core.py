@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
-from tibanna import exceptions, jobspec, protocol, secret_env
+from tibanna import exceptions, jobspec, protocol, secret_env, settings
 from tibanna.backends.base import Backend, JobRecord
 from tibanna.exceptions import TibannaError, UserInputError
 
@@ -68,7 +68,7 @@ class API:
         if isinstance(backend, Backend):
             self._backend: Backend | None = backend
             return
-        self.backend_name = backend or os.environ.get("TIBANNA_BACKEND") or "local"
+        self.backend_name = backend or settings.TIBANNA_BACKEND.get()
         if self.backend_name not in BACKENDS:
             raise UserInputError(f"backend: {self.backend_name!r} is not one of {', '.join(BACKENDS)}")
         self._backend_options = backend_options
@@ -94,7 +94,7 @@ class API:
         """Parse one description and give it its job id, run name and execution ARN.
 
         Returns it with its secrets blanked or masked, and the secret input_env values apart."""
-        job = jobspec.parse(input_json, jobid=jobid)
+        job = jobspec.parse(input_json, jobid=jobid, **settings.description_defaults())
         job["jobid"] = job.get("jobid") or create_jobid()
         sfn = sfn or self.backend.default_sfn()
         self.backend.check_sfn(sfn, _buckets_of(job))
@@ -382,7 +382,8 @@ class API:
         if input_json is not None:
             if hours is None or float(hours) < 0:
                 raise UserInputError("hours: give the expected run time in hours with input_json")
-            return cost_estimate_for_description(jobspec.parse(input_json), float(hours),
+            return cost_estimate_for_description(jobspec.parse(input_json, **settings.description_defaults()),
+                                                 float(hours),
                                                  self.backend.price_source(), region=self.backend.region)
         if not job_id:
             raise UserInputError("job_id: required (or input_json and hours for an estimate before a run)")

@@ -15,7 +15,7 @@ import posixpath
 import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, NoReturn, Sequence
 
 from tibanna import __version__, protocol
 from tibanna.exceptions import (
@@ -593,8 +593,8 @@ def _use_benchmark(cfg: dict) -> bool:
     return "ebs_size" not in cfg
 
 
-def _fill_config(cfg: dict) -> None:
-    """Validate config and fill upstream's defaults (Config.fill_default), environment included."""
+def _fill_config(cfg: dict, kms_key_id: str | None, subnets: Sequence[str], security_groups: Sequence[str]) -> None:
+    """Validate config and fill upstream's defaults (Config.fill_default), the account's included."""
     _check_bucket("config.log_bucket", cfg["log_bucket"])
     _check_table("config", cfg, _CONFIG_CHECKS)
     _check_ebs(cfg)
@@ -617,13 +617,13 @@ def _fill_config(cfg: dict) -> None:
         cfg.setdefault(field, value)
     cfg["cloudwatch_dashboard"] = False  # deprecated upstream: always off
     if "kms_key_id" not in cfg:
-        cfg["kms_key_id"] = os.environ.get("S3_ENCRYPT_KEY_ID") or None
+        cfg["kms_key_id"] = kms_key_id or None
         if cfg["kms_key_id"]:
             cfg["encrypt_s3_upload"] = True
-    if not cfg["subnet"] and os.environ.get("SUBNETS"):
-        cfg["subnet"] = os.environ["SUBNETS"].split(",")
-    if not cfg["security_group"] and os.environ.get("SECURITY_GROUPS"):
-        cfg["security_group"] = os.environ["SECURITY_GROUPS"].split(",")[0]
+    if not cfg["subnet"] and subnets:
+        cfg["subnet"] = list(subnets)
+    if not cfg["security_group"] and security_groups:
+        cfg["security_group"] = security_groups[0]
     cfg["json_bucket"] = cfg["log_bucket"]
 
 
@@ -684,18 +684,22 @@ def _jobid(data: dict, jobid: str | None) -> str | None:
     return chosen
 
 
-def parse(input_json: dict | str | os.PathLike, *, jobid: str | None = None) -> dict:
+def parse(input_json: dict | str | os.PathLike, *, jobid: str | None = None, kms_key_id: str | None = None,
+          subnets: Sequence[str] = (), security_groups: Sequence[str] = ()) -> dict:
     """Load, validate and fill a description; a new dict in upstream's shape.
 
     `{"jobid"?, "args": {...}, "config": {...}, <other top-level keys, kept>}`; a refusal raises
-    upstream's exception class with a message that starts with the field path.
+    upstream's exception class with a message that starts with the field path. `kms_key_id`,
+    `subnets` and `security_groups` are the account's defaults of config.kms_key_id, subnet and
+    security_group (the first group), for a description without its own; upstream reads them
+    from the environment, as `settings.description_defaults()` does for the callers.
     """
     data = load_description(input_json)
     args, cfg = _section(data, "args"), _section(data, "config")
     _require(args, "args", "output_S3_bucket")
     _require(cfg, "config", "log_bucket")
     chosen_jobid = _jobid(data, jobid)
-    _fill_config(cfg)
+    _fill_config(cfg, kms_key_id, subnets, security_groups)
     _fill_args(args)
     cfg["language"] = args["language"]
     cfg["singularity"] = bool(args["singularity"] or cfg.get("singularity", False))

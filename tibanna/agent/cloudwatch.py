@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import queue
 import threading
 import urllib.request
 from typing import Any
 
+from tibanna import settings
 from tibanna.metrics import resources
 from tibanna.samples import Sample
 from tibanna.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
 
-IMDS_ENDPOINT = "http://169.254.169.254"
 IMDS_TIMEOUT = 2.0  # seconds: off EC2 nothing answers
 SAMPLES_PER_CALL = 100  # of 7 datums each: within PutMetricData's 1,000 per call
 FLUSH_TIMEOUT = 15.0  # seconds the job's end waits for the last samples to be sent
@@ -36,9 +35,9 @@ def imds_instance_id(timeout: float = IMDS_TIMEOUT) -> str | None:
     botocore's variables apply: AWS_EC2_METADATA_SERVICE_ENDPOINT moves the service and
     AWS_EC2_METADATA_DISABLED=true turns it off. Proxies are bypassed (IMDS is link-local).
     """
-    if os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
+    if (settings.AWS_EC2_METADATA_DISABLED.get() or "").lower() == "true":
         return None
-    base = (os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or IMDS_ENDPOINT).rstrip("/")
+    base = str(settings.AWS_EC2_METADATA_SERVICE_ENDPOINT.get()).rstrip("/")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         token_request = urllib.request.Request(f"{base}/latest/api/token", method="PUT",

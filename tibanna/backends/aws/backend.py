@@ -11,14 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Iterator
 
 from botocore.exceptions import ClientError
 
-from tibanna import protocol
+from tibanna import protocol, settings
 from tibanna.backends.aws import deploy, index as idx, names
 from tibanna.backends.aws.iam import UsergroupIAM
 from tibanna.backends.aws.pricing import AwsPriceSource, cost_explorer_cost, price_source
@@ -107,7 +106,7 @@ class AWSBackend(Backend):
 
     # Step functions ---------------------------------------------------------------------------
     def default_sfn(self) -> str:
-        return os.environ.get("TIBANNA_DEFAULT_STEP_FUNCTION_NAME") or names.DEFAULT_SFN
+        return settings.TIBANNA_DEFAULT_STEP_FUNCTION_NAME.get() or names.DEFAULT_SFN
 
     def check_sfn(self, sfn: str, buckets: Iterable[str]) -> None:
         """Refuse an unknown step function, or buckets its usergroup was not given (when IAM can tell)."""

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from tibanna import __version__, protocol, secret_env
+from tibanna import __version__, protocol, secret_env, settings
 from tibanna.backends.base import Backend, JobRecord, refuse_denied_buckets
 from tibanna.backends.local.finalize import kill_job
-from tibanna.backends.local.home import Home, tibanna_home
+from tibanna.backends.local.home import Home
 from tibanna.backends.local.index import LISTING_COLUMNS, Index, record_from_row
 from tibanna.backends.local.launcher import ensure_running
 from tibanna.backends.local.resources import reservation
@@ -32,7 +31,7 @@ class LocalBackend(Backend):
     account = "000000000000"
 
     def __init__(self, home: Path | str | None = None) -> None:
-        self.home = Home(Path(home) if home else tibanna_home())
+        self.home = Home(Path(home) if home else settings.TIBANNA_HOME.path())
         self.index = Index(self.home.index_path)
         self.store = LocalStore(self.home.buckets)
         self.config_path = self.home.root / "config"
@@ -45,7 +44,7 @@ class LocalBackend(Backend):
             return {}
 
     def default_sfn(self) -> str:
-        return (os.environ.get("TIBANNA_DEFAULT_STEP_FUNCTION_NAME") or self._config().get("default_sfn")
+        return (settings.TIBANNA_DEFAULT_STEP_FUNCTION_NAME.get() or self._config().get("default_sfn")
                 or DEFAULT_SFN)
 
     def check_sfn(self, sfn: str, buckets: Iterable[str]) -> None:

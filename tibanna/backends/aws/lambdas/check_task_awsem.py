@@ -14,12 +14,11 @@ import copy
 import datetime as dt
 import json
 import logging
-import os
 from typing import Any, NoReturn
 
 from botocore.exceptions import ClientError
 
-from tibanna import protocol
+from tibanna import protocol, settings
 from tibanna.backends.aws import callback, index as idx, lambdas, names, statemachine
 from tibanna.backends.aws.backend import AWSBackend
 from tibanna.exceptions import (AWSEMJobErrorException, EC2IdleException, EC2StartingException,
@@ -31,8 +30,6 @@ from tibanna.storage.s3 import error_code
 log = logging.getLogger(__name__)
 
 BOOT_TIMEOUT = dt.timedelta(minutes=10)
-IDLE_WINDOW = dt.timedelta(hours=1)
-IDLE_WINDOW_ENV = "TIBANNA_IDLE_WINDOW_SECONDS"  # the Lambda's setting, for a shorter window than upstream's
 IDLE_CPU_PERCENT = 1.0
 IDLE_READ_BYTES = 1000
 GONE_STATES = ("shutting-down", "terminated", "stopping", "stopped")
@@ -133,8 +130,7 @@ def check_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None)
 
 def idle_window() -> dt.timedelta:
     """How long a started job may show no activity before it is ended as idle (an hour, as upstream)."""
-    seconds = os.environ.get(IDLE_WINDOW_ENV)
-    return dt.timedelta(seconds=float(seconds)) if seconds else IDLE_WINDOW
+    return dt.timedelta(seconds=settings.TIBANNA_IDLE_WINDOW_SECONDS.seconds() or 0.0)
 
 
 class _Check:
