@@ -560,6 +560,15 @@ def _fill_args(args: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 # config
 
+def data_volume_gb(size: int, as_is: bool = False) -> int:
+    """The data volume for `size` GB: at least 10, plus 5 unless `as_is`; under EBS's 16 TB limit
+    (EC2LaunchException), which the parser checks for a size in GB and the launch for `<n>x`."""
+    volume = max(size, MIN_EBS_SIZE_GB) + (0 if as_is else EBS_SIZE_OVERHEAD_GB)
+    if volume >= EBS_SIZE_LIMIT_GB:
+        raise EC2LaunchException(f"EBS size limit (16TB) exceeded: (attempted size: {volume})")
+    return volume
+
+
 def _check_ebs(cfg: dict) -> None:
     """ebs_size (GB or '<n>x', under the 16 TB limit) and the gp3 throughput range, at parse time."""
     size = cfg.get("ebs_size", 0)
@@ -576,10 +585,10 @@ def _check_ebs(cfg: dict) -> None:
         _fail("config.ebs_size", f'{_show(size)} is neither a number nor "<n>x"' if not _is_number(size)
               else f"must be a whole number of GB >= 0, not {_show(size)}")
     else:
-        attempted = max(size + (0 if cfg.get("ebs_size_as_is") else EBS_SIZE_OVERHEAD_GB), MIN_EBS_SIZE_GB)
-        if attempted >= EBS_SIZE_LIMIT_GB:
-            _fail("config.ebs_size", f"EBS size limit (16TB) exceeded: (attempted size: {attempted})",
-                  EC2LaunchException)
+        try:
+            data_volume_gb(size, bool(cfg.get("ebs_size_as_is")))
+        except EC2LaunchException as err:
+            _fail("config.ebs_size", str(err), EC2LaunchException)
     throughput = cfg.get("ebs_throughput", "")
     if cfg.get("ebs_type", "gp3") == "gp3" and throughput and not 125 <= throughput <= 1000:
         _fail("config.ebs_throughput", "Invalid EBS throughput. Specify a value between 125 and 1000.",
