@@ -199,16 +199,16 @@ def test_ebs_size_floor_for_non_benchmark_apps(given, expected):
     assert jobspec.parse(variant(SHELL, (c("ebs_size"), given)))["config"]["ebs_size"] == expected
 
 
-def test_environment_defaults(monkeypatch):
-    monkeypatch.setenv("S3_ENCRYPT_KEY_ID", "kms-123")
-    monkeypatch.setenv("SUBNETS", "subnet-a,subnet-b")
-    monkeypatch.setenv("SECURITY_GROUPS", "sg-1,sg-2")
-    cfg = jobspec.parse(SHELL)["config"]
+def test_account_defaults():
+    account = {"kms_key_id": "kms-123", "subnets": ["subnet-a", "subnet-b"], "security_groups": ["sg-1", "sg-2"]}
+    cfg = jobspec.parse(SHELL, **account)["config"]
     assert (cfg["kms_key_id"], cfg["encrypt_s3_upload"]) == ("kms-123", True)
     assert cfg["subnet"] == ["subnet-a", "subnet-b"]
     assert cfg["security_group"] == "sg-1"
-    given = jobspec.parse(variant(SHELL, (c("subnet"), "subnet-z"), (c("kms_key_id"), None)))["config"]
+    given = jobspec.parse(variant(SHELL, (c("subnet"), "subnet-z"), (c("kms_key_id"), None)), **account)["config"]
     assert (given["subnet"], given["kms_key_id"], given["encrypt_s3_upload"]) == ("subnet-z", None, False)
+    none = jobspec.parse(SHELL)["config"]
+    assert (none["kms_key_id"], none["subnet"], none["security_group"]) == (None, "", "")
 
 
 def test_singularity_reaches_config():

@@ -15,7 +15,7 @@ import posixpath
 import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, NoReturn, Sequence
 
 from tibanna import __version__, protocol
 from tibanna.exceptions import (
@@ -369,7 +369,7 @@ def _resolve_language(args: dict) -> str:
 
 def _fill_workflow_fields(args: dict, language: str) -> None:
     """Per-language required fields and defaults, with upstream's messages."""
-    family = "wdl" if language in WDL_LANGUAGES else "cwl" if language == "cwl_v1" else language
+    family = protocol.language_family(language)
     required, defaults = _WORKFLOW_FIELDS[family]
     for field in required:
         if field not in args:
@@ -533,6 +533,15 @@ def _fill_args(args: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 # config
 
+def data_volume_gb(size: int, as_is: bool = False) -> int:
+    """The data volume for `size` GB: at least 10, plus 5 unless `as_is`; under EBS's 16 TB limit
+    (EC2LaunchException), which the parser checks for a size in GB and the launch for `<n>x`."""
+    volume = max(size, MIN_EBS_SIZE_GB) + (0 if as_is else EBS_SIZE_OVERHEAD_GB)
+    if volume >= EBS_SIZE_LIMIT_GB:
+        raise EC2LaunchException(f"EBS size limit (16TB) exceeded: (attempted size: {volume})")
+    return volume
+
+
 def _check_ebs(cfg: dict) -> None:
     """ebs_size (GB or '<n>x', under the 16 TB limit) and the gp3 throughput range, at parse time."""
     size = cfg.get("ebs_size", 0)
@@ -549,10 +558,10 @@ def _check_ebs(cfg: dict) -> None:
         _fail("config.ebs_size", f'{_show(size)} is neither a number nor "<n>x"' if not _is_number(size)
               else f"must be a whole number of GB >= 0, not {_show(size)}")
     else:
-        attempted = max(size + (0 if cfg.get("ebs_size_as_is") else EBS_SIZE_OVERHEAD_GB), MIN_EBS_SIZE_GB)
-        if attempted >= EBS_SIZE_LIMIT_GB:
-            _fail("config.ebs_size", f"EBS size limit (16TB) exceeded: (attempted size: {attempted})",
-                  EC2LaunchException)
+        try:
+            data_volume_gb(size, bool(cfg.get("ebs_size_as_is")))
+        except EC2LaunchException as err:
+            _fail("config.ebs_size", str(err), EC2LaunchException)
     throughput = cfg.get("ebs_throughput", "")
     if cfg.get("ebs_type", "gp3") == "gp3" and throughput and not 125 <= throughput <= 1000:
         _fail("config.ebs_throughput", "Invalid EBS throughput. Specify a value between 125 and 1000.",
@@ -566,8 +575,8 @@ def _use_benchmark(cfg: dict) -> bool:
     return "ebs_size" not in cfg
 
 
-def _fill_config(cfg: dict) -> None:
-    """Validate config and fill upstream's defaults (Config.fill_default), environment included."""
+def _fill_config(cfg: dict, kms_key_id: str | None, subnets: Sequence[str], security_groups: Sequence[str]) -> None:
+    """Validate config and fill upstream's defaults (Config.fill_default), the account's included."""
     _check_bucket("config.log_bucket", cfg["log_bucket"])
     _check_table("config", cfg, _CONFIG_CHECKS)
     _check_ebs(cfg)
@@ -590,13 +599,13 @@ def _fill_config(cfg: dict) -> None:
         cfg.setdefault(field, value)
     cfg["cloudwatch_dashboard"] = False  # deprecated upstream: always off
     if "kms_key_id" not in cfg:
-        cfg["kms_key_id"] = os.environ.get("S3_ENCRYPT_KEY_ID") or None
+        cfg["kms_key_id"] = kms_key_id or None
         if cfg["kms_key_id"]:
             cfg["encrypt_s3_upload"] = True
-    if not cfg["subnet"] and os.environ.get("SUBNETS"):
-        cfg["subnet"] = os.environ["SUBNETS"].split(",")
-    if not cfg["security_group"] and os.environ.get("SECURITY_GROUPS"):
-        cfg["security_group"] = os.environ["SECURITY_GROUPS"].split(",")[0]
+    if not cfg["subnet"] and subnets:
+        cfg["subnet"] = list(subnets)
+    if not cfg["security_group"] and security_groups:
+        cfg["security_group"] = security_groups[0]
     cfg["json_bucket"] = cfg["log_bucket"]
 
 
@@ -657,18 +666,22 @@ def _jobid(data: dict, jobid: str | None) -> str | None:
     return chosen
 
 
-def parse(input_json: dict | str | os.PathLike, *, jobid: str | None = None) -> dict:
+def parse(input_json: dict | str | os.PathLike, *, jobid: str | None = None, kms_key_id: str | None = None,
+          subnets: Sequence[str] = (), security_groups: Sequence[str] = ()) -> dict:
     """Load, validate and fill a description; a new dict in upstream's shape.
 
     `{"jobid"?, "args": {...}, "config": {...}, <other top-level keys, kept>}`; a refusal raises
-    upstream's exception class with a message that starts with the field path.
+    upstream's exception class with a message that starts with the field path. `kms_key_id`,
+    `subnets` and `security_groups` are the account's defaults of config.kms_key_id, subnet and
+    security_group (the first group), for a description without its own; upstream reads them
+    from the environment, as `settings.description_defaults()` does for the callers.
     """
     data = load_description(input_json)
     args, cfg = _section(data, "args"), _section(data, "config")
     _require(args, "args", "output_S3_bucket")
     _require(cfg, "config", "log_bucket")
     chosen_jobid = _jobid(data, jobid)
-    _fill_config(cfg)
+    _fill_config(cfg, kms_key_id, subnets, security_groups)
     _fill_args(args)
     cfg["language"] = args["language"]
     cfg["singularity"] = bool(args["singularity"] or cfg.get("singularity", False))

@@ -7,6 +7,7 @@ import boto3
 import pytest
 
 from tibanna import protocol
+from tibanna.samples import SAMPLES_HEADER, Sample
 
 from aws_harness import Injected
 
@@ -56,9 +57,8 @@ def test_instance_that_never_boots_is_idle(api, deployed, player, shell_job):
 
 def _samples(rows: list[tuple[float, float, int]]) -> bytes:
     """A samples.tsv of (time, cpu %, bytes read) rows."""
-    lines = ["\t".join(protocol.SAMPLE_COLUMNS)]
-    lines += [f"{t}\t{cpu}\t1000\t1000\t1000\t10000\t{reads}" for t, cpu, reads in rows]
-    return ("\n".join(lines) + "\n").encode()
+    return (SAMPLES_HEADER + "".join(Sample(t, cpu, 1000, 1000, 1000, 10000, reads).tsv()
+                                     for t, cpu, reads in rows)).encode()
 
 
 def _sampling(api, player, cpu: float, reads_per_check: int):

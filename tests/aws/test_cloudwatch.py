@@ -18,8 +18,8 @@ from tibanna.agent import AgentDefaults, run_job
 from tibanna.agent.__main__ import build_parser
 from tibanna.agent.cloudwatch import imds_instance_id
 from tibanna.backends.aws import launch
-from tibanna.metrics.resources import (METRICS_TSV_COLUMNS, read_cloudwatch, read_metrics_tsv, read_samples_tsv,
-                                       series_from_samples)
+from tibanna.metrics.resources import METRICS_TSV_COLUMNS, read_cloudwatch, read_metrics_tsv, series_from_samples
+from tibanna.samples import read_samples_tsv
 
 TOKEN = "imds-token"
 BUSY = ("python -c 'import time; x = bytearray(30_000_000); end = time.time() + 1; "

@@ -11,43 +11,43 @@
         bootstrap log's tail (the traceback) appended becomes `<jobid>.log`, `.error` is written
         and a waiting execution is told, so the user sees why instead of "terminated unintendedly".
 
-Instance metadata is read with IMDSv2 at AWS_EC2_METADATA_SERVICE_ENDPOINT (botocore's setting;
-the link-local address otherwise); credentials come from the instance profile.
+Instance metadata is read with IMDSv2 at AWS_EC2_METADATA_SERVICE_ENDPOINT (tibanna/settings.py);
+credentials come from the instance profile.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tibanna import protocol
+from tibanna import protocol, settings
 from tibanna.agent.callback import Callback
 from tibanna.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
-IMDS_ENDPOINT = "http://169.254.169.254"
 _TOKEN_TTL_SECONDS = "300"
 _MAPPING_WAIT_SECONDS = 120.0  # DescribeInstances may show the instance before its volumes
 SPOT_POLL_SECONDS = 30.0  # EC2 gives two minutes' notice
 CRASH_LOG_LINES = 200  # of the bootstrap log appended to the job's log
 
 
-def metadata(path: str) -> str:
-    """One instance metadata value (IMDSv2: a session token first)."""
-    endpoint = os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_ENDPOINT).rstrip("/")
+def metadata(path: str, timeout: float = 5.0) -> str:
+    """One instance metadata value through IMDSv2 (a session token first); proxies are bypassed,
+    as IMDS is link-local. Raises OSError (URLError, HTTPError, timeouts) when it does not answer."""
+    endpoint = str(settings.AWS_EC2_METADATA_SERVICE_ENDPOINT.get()).rstrip("/")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     token_request = urllib.request.Request(f"{endpoint}/latest/api/token", method="PUT",
                                            headers={"X-aws-ec2-metadata-token-ttl-seconds": _TOKEN_TTL_SECONDS})
-    with urllib.request.urlopen(token_request, timeout=5) as answer:
+    with opener.open(token_request, timeout=timeout) as answer:
         token = answer.read().decode()
     request = urllib.request.Request(f"{endpoint}/latest/meta-data/{path}",
                                      headers={"X-aws-ec2-metadata-token": token})
-    with urllib.request.urlopen(request, timeout=5) as answer:
+    with opener.open(request, timeout=timeout) as answer:
         return answer.read().decode()
 
 

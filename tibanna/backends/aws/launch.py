@@ -128,12 +128,7 @@ def ebs_size(config: dict, inputs: int | None) -> int:
     size = config.get("ebs_size") or 0
     if isinstance(size, str) and size.endswith("x"):
         size = math.ceil(float(size[:-1]) * (inputs or 0) / _GIB)
-    size = max(int(size), jobspec.MIN_EBS_SIZE_GB)
-    if not config.get("ebs_size_as_is"):
-        size += jobspec.EBS_SIZE_OVERHEAD_GB
-    if size >= jobspec.EBS_SIZE_LIMIT_GB:
-        raise EC2LaunchException(f"EBS size limit (16TB) exceeded: (attempted size: {size})")
-    return size
+    return jobspec.data_volume_gb(int(size), bool(config.get("ebs_size_as_is")))
 
 
 def user_data(jobid: str, log_bucket: str, region: str, shutdown_min: Any, bundle_sha256: str, urls: BootUrls,
@@ -326,8 +321,9 @@ class Launcher:
             "InstanceInitiatedShutdownBehavior": "terminate", "DisableApiTermination": False,
             "BlockDeviceMappings": [
                 {"DeviceName": DATA_DEVICE, "Ebs": data_volume},
-                {"DeviceName": root_device, "Ebs": {"VolumeSize": int(cfg.get("root_ebs_size") or 10),
-                                                    "VolumeType": "gp3", "DeleteOnTermination": True}}],
+                {"DeviceName": root_device, "Ebs": {
+                    "VolumeSize": int(cfg.get("root_ebs_size") or jobspec.DEFAULT_ROOT_EBS_SIZE),
+                    "VolumeType": "gp3", "DeleteOnTermination": True}}],
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
             "TagSpecifications": [{"ResourceType": kind, "Tags": tags} for kind in ("instance", "volume")],
         }

@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tibanna import jobspec, protocol
+from tibanna import jobspec, protocol, settings
 from tibanna.backends.aws import build, index as idx, lambdas, names
 from tibanna.backends.aws.backend import AWSBackend
 from tibanna.backends.aws.launch import Bootstrap, Launcher
@@ -29,7 +29,7 @@ def handler(event: dict, context: Any = None) -> dict:
 
 def run_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None) -> dict:
     """The execution's input with `config.instance_id/instance_ip/availability_zone/start_time` added."""
-    job = jobspec.parse(event, jobid=event.get("jobid"))
+    job = jobspec.parse(event, jobid=event.get("jobid"), **settings.description_defaults())
     jobid, config = job["jobid"], job["config"]
     store = backend.store
     with lambdas.job_ends_on_failure(store, jobid, config["log_bucket"]):
@@ -40,7 +40,7 @@ def run_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None) -
             store.put_bytes(config["log_bucket"], protocol.key(jobid, protocol.RUN_JSON),
                             protocol.dump_json(protocol.build_run_json(job)))
         launcher = Launcher(backend.clients, store, job, bootstrap(store, config["log_bucket"]),
-                            os.environ.get("AWS_S3_ROLE_NAME") or "S3_access")
+                            str(settings.AWS_S3_ROLE_NAME.get()))
         launched = launcher.launch()
         config.update(instance_id=launched.instance_id, instance_ip=launched.instance_ip,
                       availability_zone=launched.availability_zone, start_time=protocol.now_stamp(now))
