@@ -144,8 +144,9 @@ def test_config_defaults_follow_upstream_table():
     }
     assert {key: cfg[key] for key in expected} == expected
     assert cfg["awsf_image"].startswith("4dndcic/tibanna-awsf:")
-    assert set(cfg["ami_per_region"]) == {"x86", "Arm"}
-    assert cfg["ami_per_region"]["x86"]["us-east-1"].startswith("ami-")
+    # Upstream's AMI map aged (its images cannot run the agent): the image is Amazon's current one,
+    # read at launch (tests/aws/test_aws_admin.py); a map given by the user still wins.
+    assert cfg["ami_per_region"] == {}
 
 
 def test_args_defaults_follow_upstream():

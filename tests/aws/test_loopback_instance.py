@@ -22,7 +22,7 @@ import pytest
 from dockerd import unavailable_reason
 from jobhelpers import unavailable, wait_for
 from loopback import FakeIMDS, Instance
-from tibanna import protocol
+from tibanna import protocol, samples, settings
 from tibanna.agent import instance as instance_tools
 from tibanna.backends.aws import build, names
 from tibanna.backends.aws.lambdas import check_task_awsem, run_task_awsem
@@ -48,7 +48,7 @@ def launch(api, deployed, player, moto_endpoint, imds, tmp_path: Path, monkeypat
         unavailable("a loopback instance (private mount namespace and dockerd)", reason)
     for name, value in player.lambda_env(names.lambda_name(names.RUN_TASK, deployed["usergroup"])).items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv(check_task_awsem.IDLE_WINDOW_ENV, str(IDLE_WINDOW_SECONDS))
+    monkeypatch.setenv(settings.TIBANNA_IDLE_WINDOW_SECONDS.name, str(IDLE_WINDOW_SECONDS))
 
     def submit(job: dict, **instance_options) -> tuple[dict, Instance]:
         started = api.run_workflow(job, sfn=deployed["sfn"], open_browser=False)
@@ -194,7 +194,7 @@ def _samples_span(jobid: str) -> float:
     rows = [line.split("\t") for line in text.splitlines()[1:] if line.strip()]
     if not rows:
         return 0.0
-    first = float(rows[0][protocol.SAMPLE_COLUMNS.index("time")])
+    first = float(rows[0][samples.SAMPLE_COLUMNS.index("time")])
     return time.time() - first
 
 

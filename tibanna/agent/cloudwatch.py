@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 from tibanna import settings
-from tibanna.agent import instance
+from tibanna.agent.imds import metadata
 from tibanna.metrics import resources
 from tibanna.samples import Sample
 from tibanna.storage import ObjectStore
@@ -38,7 +38,7 @@ def imds_instance_id(timeout: float = IMDS_TIMEOUT) -> str | None:
     if (settings.AWS_EC2_METADATA_DISABLED.get() or "").lower() == "true":
         return None
     try:
-        return instance.metadata("instance-id", timeout).strip() or None
+        return metadata("instance-id", timeout).strip() or None
     except OSError as err:  # URLError, HTTPError and timeouts are all OSErrors
         logger.warning("no instance id from IMDS at %s: %s", settings.AWS_EC2_METADATA_SERVICE_ENDPOINT.get(), err)
         return None

@@ -20,35 +20,19 @@ import argparse
 import logging
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tibanna import protocol, settings
+from tibanna import protocol
+from tibanna.agent.imds import metadata
 from tibanna.agent.callback import Callback
 from tibanna.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
-_TOKEN_TTL_SECONDS = "300"
 _MAPPING_WAIT_SECONDS = 120.0  # DescribeInstances may show the instance before its volumes
 SPOT_POLL_SECONDS = 30.0  # EC2 gives two minutes' notice
 CRASH_LOG_LINES = 200  # of the bootstrap log appended to the job's log
-
-
-def metadata(path: str, timeout: float = 5.0) -> str:
-    """One instance metadata value through IMDSv2 (a session token first); proxies are bypassed,
-    as IMDS is link-local. Raises OSError (URLError, HTTPError, timeouts) when it does not answer."""
-    endpoint = str(settings.AWS_EC2_METADATA_SERVICE_ENDPOINT.get()).rstrip("/")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    token_request = urllib.request.Request(f"{endpoint}/latest/api/token", method="PUT",
-                                           headers={"X-aws-ec2-metadata-token-ttl-seconds": _TOKEN_TTL_SECONDS})
-    with opener.open(token_request, timeout=timeout) as answer:
-        token = answer.read().decode()
-    request = urllib.request.Request(f"{endpoint}/latest/meta-data/{path}",
-                                     headers={"X-aws-ec2-metadata-token": token})
-    with opener.open(request, timeout=timeout) as answer:
-        return answer.read().decode()
 
 
 def volume_id(device: str, ec2: Any, wait: float = _MAPPING_WAIT_SECONDS) -> str:
