@@ -4,8 +4,9 @@ What an instance has, stood in for on loopback:
 - instance metadata (IMDSv2 only: a token first) at AWS_EC2_METADATA_SERVICE_ENDPOINT, with the
   instance profile's credentials: the script gets no static keys;
 - S3, EC2, CloudWatch: the moto server (AWS_ENDPOINT_URL);
-- its file system: a private mount namespace with tmpfs over /opt, /mnt and /var/log, so the
-  script's /opt/tibanna, /mnt/data1 and bootstrap log stay inside it; `/data1` is bound there too;
+- its file system: a private mount namespace and root (the host's folders bound into a tmpfs),
+  with empty /opt, /mnt and /var/log, so the script's /opt/tibanna, /mnt/data1, /data1 and
+  bootstrap log never reach the host;
 - its disk and power: `lsblk` reports the data volume's NVMe serial (its EBS id), `mkfs` does
   nothing, `mount /dev/<disk>` binds a folder, `shutdown` records its arguments;
 - its docker: a private daemon started in the same namespace (late, when the test says), with the job's
@@ -30,7 +31,7 @@ from pathlib import Path
 
 TOKEN = "loopback-imds-token"
 ROLE = "loopback-instance-role"
-NAMESPACED = ("/opt", "/mnt", "/var/log")
+NAMESPACED = ("/opt", "/mnt")  # top-level folders the instance has its own (empty) copy of
 BOOTSTRAP_LOG = "/var/log/tibanna-bootstrap.log"
 TESTS = Path(__file__).resolve().parents[1]
 STAMP_RE = re.compile(r"tibanna-boot (\w+) ([0-9.]+)")
@@ -197,24 +198,45 @@ def _stand_ins(folder: Path, workdir: Path, volume: str, python: str) -> None:
     (folder / "python3.11").symlink_to(python)
 
 
+def _enter_private_root(root: Path) -> None:
+    """chroot into a tmpfs that holds the host's top-level folders by bind mount, except those the
+    instance owns (/opt, /mnt, /var/log: empty) and room for its own (/data1): nothing the script
+    writes there reaches the host's root, where local jobs would see a /data1."""
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(root)], check=True)
+    for entry in sorted(Path("/").iterdir()):
+        target = root / entry.name
+        if entry.is_symlink():
+            target.symlink_to(os.readlink(entry))
+        elif entry.is_dir() and entry.name != "data1":
+            target.mkdir()
+            if str(entry) not in NAMESPACED:
+                subprocess.run(["mount", "--rbind", str(entry), str(target)], check=True)
+    (root / "var" / "log").mkdir(exist_ok=True)  # /var is the host's: its log folder is hidden by a tmpfs
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(root / "var" / "log")], check=True)
+    os.chroot(root)
+    os.chdir("/")
+
+
 def _inside(spec_path: Path) -> None:
     from dockerd import DockerDaemon
 
     spec = json.loads(spec_path.read_text())
     workdir = Path(spec["workdir"])
-    for folder in NAMESPACED:
-        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", folder], check=True)
-    created_data1 = not Path("/data1").exists()
+    _enter_private_root(workdir / "root")
     stand_ins = workdir / "bin"
     _stand_ins(stand_ins, workdir, spec["volume"], spec["python"])
     daemon = DockerDaemon()
+
+    public_socket = workdir / "docker.sock"  # what the instance's clients use: there once the image is
 
     def start_docker() -> None:
         while spec["docker_late"] and not (workdir / DOCKER_RELEASE).exists():
             time.sleep(0.1)
         daemon.start()
         daemon.build_busybox_image()
-        daemon.tag(spec["image"])
+        daemon.tag(spec["image"])  # as if pulled: no registry can be reached here
+        public_socket.symlink_to(daemon.socket)
 
     docker = threading.Thread(target=start_docker)
     if spec["docker_late"]:
@@ -222,7 +244,7 @@ def _inside(spec_path: Path) -> None:
     else:
         start_docker()
     env = {"PATH": f"{stand_ins}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           "HOME": str(workdir), "LANG": "C.UTF-8", "DOCKER_HOST": daemon.host, **spec["env"]}
+           "HOME": str(workdir), "LANG": "C.UTF-8", "DOCKER_HOST": f"unix://{public_socket}", **spec["env"]}
     try:
         status = subprocess.run(["bash", str(workdir / "user-data.sh")], env=env, cwd="/", timeout=600).returncode
     finally:
@@ -231,12 +253,6 @@ def _inside(spec_path: Path) -> None:
         daemon.stop()
         if Path(BOOTSTRAP_LOG).exists():
             (workdir / "bootstrap.log").write_text(Path(BOOTSTRAP_LOG).read_text())
-        subprocess.run(["umount", "--lazy", "/data1"], stderr=subprocess.DEVNULL)
-        if created_data1:
-            try:
-                os.rmdir("/data1")
-            except OSError:
-                pass
     (workdir / "result.json").write_text(json.dumps({"status": status}))
 
 
