@@ -30,7 +30,7 @@ from tibanna.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
-_MAPPING_WAIT_SECONDS = 120.0  # DescribeInstances may show the instance before its volumes
+_MAPPING_WAIT_SECONDS = 30.0  # DescribeInstances may not show a just-launched instance's volumes yet
 SPOT_POLL_SECONDS = 30.0  # EC2 gives two minutes' notice
 CRASH_LOG_LINES = 200  # of the bootstrap log appended to the job's log
 

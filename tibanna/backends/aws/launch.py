@@ -185,12 +185,13 @@ EXTRACT
 export PYTHONPATH="$OPT/site"
 stamp agent_installed
 # The data volume: the disk whose NVMe serial is its EBS volume id (Xen names it after the mapping).
-volume=$("$PY" -m tibanna.agent.instance volume {DATA_DEVICE}) || fail "cannot find the data volume's id"
-disk=$(lsblk -dno NAME,SERIAL | awk -v serial="${{volume//-/}}" '$2 == serial {{print $1; exit}}')
+volume=$("$PY" -m tibanna.agent.instance volume {DATA_DEVICE}) || volume=""
+disk=""
+[ -n "$volume" ] && disk=$(lsblk -dno NAME,SERIAL | awk -v serial="${{volume//-/}}" '$2 == serial {{print $1; exit}}')
 if [ -z "$disk" ]; then
   for name in xvdb sdb; do [ -b "/dev/$name" ] && disk=$name && break; done
 fi
-[ -n "$disk" ] || fail "no disk has the data volume $volume"
+[ -n "$disk" ] || fail "no disk is the data volume ${{volume:-at {DATA_DEVICE}}}"
 mkfs -t ext4 -q "/dev/$disk" && mkdir -p "$DATA" && mount "/dev/$disk" "$DATA" || fail "cannot mount $volume"
 # /data1 is the job folder itself, so upstream's /data1 paths work as they are.
 mkdir -p "$DATA/data1" /data1 && mount --bind "$DATA/data1" /data1 || fail "cannot bind the job folder at /data1"
