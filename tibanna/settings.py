@@ -143,8 +143,9 @@ PLUMBING: dict[str, str] = {
     "DISPLAY": "core.py: whether plot_metrics can open a browser",
     "BROWSER": "core.py: whether plot_metrics can open a browser (Python's webbrowser honours it)",
     **{name: "lambdas/run_task_awsem.py: set by deploy on the Lambda (backends/aws/build.py): its agent bundle's "
-              "path, sha256 and architectures" for name in ("TIBANNA_AGENT_BUNDLE", "TIBANNA_AGENT_BUNDLE_SHA256",
-                                                            "TIBANNA_AGENT_BUNDLE_ARCHES")},
+              "path, sha256, architectures and Python version"
+              for name in ("TIBANNA_AGENT_BUNDLE", "TIBANNA_AGENT_BUNDLE_SHA256", "TIBANNA_AGENT_BUNDLE_ARCHES",
+                           "TIBANNA_AGENT_BUNDLE_PYTHON")},
     "TIBANNA_JOB_TOKEN": "backends/local/worker.py sets it on a job's processes; a kill finds them by it",
 }
 

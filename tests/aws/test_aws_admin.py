@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import json
 import subprocess
+import sys
 import zipfile
 
 import boto3
@@ -143,13 +144,23 @@ def test_the_agent_bundle_holds_the_installed_closure_per_architecture(tmp_path)
     assert not [n for n in names if ".data/" in n or n.endswith(".pyc")]
     offline = build.build_agent_bundle(lambda *args: None)
     assert offline.arches == ("x86_64",)
+    assert manifest["python"] == offline.python == "%d.%d" % sys.version_info[:2]
+
+
+def test_the_deployed_bundle_carries_the_installed_engines():
+    """CWL and WDL jobs run their engine on the instance: the bundle deploy uses has them."""
+    pytest.importorskip("cwltool")
+    pytest.importorskip("WDL")
+    names = zipfile.ZipFile(io.BytesIO(build.agent_bundle().data)).namelist()
+    assert build.installed_engines() == ("cwltool", "miniwdl")
+    assert "any/cwltool/main.py" in names and "any/WDL/__init__.py" in names
 
 
 def test_user_data_checks_the_bundle_and_is_valid_bash():
     urls = launch.BootUrls("https://b/bundle", "https://b/started", "https://b/log", "https://b/error")
-    script = launch.user_data("job1", "log-bucket", "us-east-1", "now", "abc", urls, spot=True)
+    script = launch.user_data("job1", "log-bucket", "us-east-1", "now", launch.Bootstrap("b", "k", "abc", ("x86_64",), "3.11"), urls, spot=True)
     assert subprocess.run(["bash", "-n"], input=script.encode()).returncode == 0
-    assert "sha256sum -c" in script and "BUNDLE_SHA256=abc" in script
+    assert "sha256sum -c" in script and "BUNDLE_SHA256=abc" in script and "PYTHON=python3.11" in script
     assert "pip" not in script and "aws s3" not in script  # nothing resolved or needed at boot
     assert "--store s3" in script and "watch-spot" in script
     assert len(script.encode()) < 16 * 1024  # EC2's user data limit
@@ -193,7 +204,7 @@ def test_input_sizes_count_files_and_folders(api, deployed):
 
 def _launcher(api, job: dict) -> launch.Launcher:
     return launch.Launcher(api.backend.clients, api.backend.store, job | {"jobid": "j"},
-                           launch.Bootstrap("log-bucket", "k", "s", ("x86_64",)), "profile")
+                           launch.Bootstrap("log-bucket", "k", "s", ("x86_64",), "3.11"), "profile")
 
 
 def test_app_names_are_sized_by_benchmark(api, deployed, monkeypatch):
@@ -232,7 +243,7 @@ def test_each_architecture_gets_amazons_current_image_and_its_root_device(api, d
     config = jobspec.parse(job)["config"]
     launcher = launch.Launcher(api.backend.clients, api.backend.store, {"args": job["args"], "config": config,
                                                                         "jobid": "j"},
-                               launch.Bootstrap("log-bucket", "k", "s", ("x86_64", "aarch64")), "profile")
+                               launch.Bootstrap("log-bucket", "k", "s", ("x86_64", "aarch64"), "3.11"), "profile")
     overrides = launcher.overrides(["t3.micro", "a1.large"])
     images = {(o["InstanceType"], o["SubnetId"]): o["ImageId"] for o in overrides}
     assert len(images) == 4

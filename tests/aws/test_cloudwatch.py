@@ -74,7 +74,7 @@ def test_instance_id_from_imdsv2(imds: ThreadingHTTPServer, monkeypatch: pytest.
 
 def test_the_user_data_runs_the_agent_with_cloudwatch_on(moto_endpoint: str) -> None:
     urls = launch.BootUrls("https://b/bundle", "https://b/started", "https://b/log", "https://b/error")
-    script = launch.user_data("job1", "log-bucket", "us-east-1", "now", "abc", urls, spot=False)
+    script = launch.user_data("job1", "log-bucket", "us-east-1", "now", launch.Bootstrap("b", "k", "abc", ("x86_64",), "3.11"), urls, spot=False)
     command = re.search(r"-m tibanna\.agent (.*?)\nstatus=", script, re.S).group(1).replace("\\\n", " ")
     args = build_parser().parse_args(shlex.split(command))
     assert args.cloudwatch and args.metrics_interval == 60

@@ -9,6 +9,7 @@ it would on AWS.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import shutil
 import threading
@@ -31,6 +32,7 @@ from tibanna.exceptions import (AWSEMJobErrorException, EC2IdleException, EC2Uni
 
 pytestmark = pytest.mark.xdist_group("loopback-instance")  # one /data1 and one CPU-hungry instance at a time
 IDLE_WINDOW_SECONDS = 4
+WORKFLOWS = Path(__file__).resolve().parents[1] / "data" / "workflows"
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +92,25 @@ def test_a_container_job_runs_on_the_instance_and_check_task_returns_its_postrun
     metrics = boto3.client("cloudwatch").list_metrics(Namespace="CWAgent", Dimensions=[
         {"Name": "InstanceId", "Value": payload["config"]["instance_id"]}])["Metrics"]
     assert metrics, "the agent publishes its samples to CloudWatch"
+
+
+def test_a_cwl_job_runs_its_engine_from_the_bundle(api, launch, shell_job):
+    """cwltool comes with the agent's bundle (the instance's Python has nothing else) and runs
+    the workflow's step in its container."""
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket="in-bucket", Key="flows/cwl/md5.cwl", Body=(WORKFLOWS / "cwl" / "md5.cwl").read_bytes())
+    s3.put_object(Bucket="in-bucket", Key="loopback/in.txt", Body=b"ACGT\n")
+    job = shell_job("")
+    job["args"] = {"app_name": "md5", "language": "cwl_v1", "cwl_directory_url": "s3://in-bucket/flows/cwl",
+                   "cwl_main_filename": "md5.cwl", "cwl_child_filenames": [], "output_S3_bucket": "out-bucket",
+                   "input_files": {"gzfile": {"bucket_name": "in-bucket", "object_key": "loopback/in.txt"}},
+                   "output_target": {"report": "loopback/md5-report"}}
+    payload, machine = launch(job)
+    assert machine.boot() == 0, machine.bootstrap_log
+    assert check(api, payload)["postrunjson"]["Job"]["status"] == "0"
+    report = s3.get_object(Bucket="out-bucket", Key="loopback/md5-report")["Body"].read()
+    assert report == f"{hashlib.md5(b'ACGT' + bytes([10])).hexdigest()}  -\n".encode()
+    assert "cwltool runs the workflow's containers with docker" in log_of(payload["jobid"])
 
 
 def test_a_failing_command_gets_its_custom_error_label(api, launch, shell_job):

@@ -1,8 +1,8 @@
 """Reproducible builds from the installed packages: the agent's bundle and the Lambdas' zip.
 
 The agent's bundle is what an instance runs: this package and the exact distributions its agent
-imports (boto3's closure and psutil), at the versions installed where deploy runs, which are the
-versions that were tested. It is a zip of ready-to-import trees, `any/` for pure-Python files and
+imports (boto3's closure and psutil, and cwltool's and miniwdl's when installed), at the versions
+installed where deploy runs, which are the versions that were tested. It is a zip of ready-to-import trees, `any/` for pure-Python files and
 one tree per CPU architecture for compiled ones, that the instance extracts onto `sys.path`: no
 pip, no index, nothing resolved at boot. Compiled distributions of another architecture than the
 deploying machine's are fetched once, at deploy, with `pip download`; an architecture whose
@@ -33,15 +33,17 @@ import tibanna
 log = logging.getLogger(__name__)
 
 AGENT_REQUIREMENTS = ("boto3", "psutil")  # what the agent imports on an instance beyond the standard library
+ENGINES = ("cwltool", "miniwdl")  # the CWL and WDL engines the agent drives: bundled when installed at deploy
 ARCHES = ("x86_64", "aarch64")  # `uname -m` of the instances Tibanna launches
 PURE = "any"  # the bundle's tree of pure-Python files
 MANIFEST = "MANIFEST.json"
-INSTANCE_PYTHON = "3.11"  # the oldest Python the agent runs on: wheels fetched for other arches target it
+# The instance runs the Python version that deploys (compiled files are built for one version).
+PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _LAMBDA_BUNDLE_DIR = "tibanna_agent"
 # The deployed run_task Lambda's environment: where its agent bundle is, its sha256 and architectures.
-BUNDLE_PATH_ENV, BUNDLE_SHA256_ENV, BUNDLE_ARCHES_ENV = ("TIBANNA_AGENT_BUNDLE", "TIBANNA_AGENT_BUNDLE_SHA256",
-                                                         "TIBANNA_AGENT_BUNDLE_ARCHES")
+BUNDLE_PATH_ENV, BUNDLE_SHA256_ENV, BUNDLE_ARCHES_ENV, BUNDLE_PYTHON_ENV = (
+    "TIBANNA_AGENT_BUNDLE", "TIBANNA_AGENT_BUNDLE_SHA256", "TIBANNA_AGENT_BUNDLE_ARCHES", "TIBANNA_AGENT_BUNDLE_PYTHON")
 LAMBDA_TASK_ROOT = "/var/task"
 _SKIPPED_METADATA = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")
 
@@ -65,9 +67,10 @@ class Artifact:
 
 @dataclass(frozen=True)
 class AgentBundle(Artifact):
-    """The agent's bundle and the architectures it has every compiled file for."""
+    """The agent's bundle, the architectures it has every compiled file for, and its Python version."""
 
     arches: tuple[str, ...]
+    python: str = PYTHON_VERSION
 
 
 def package_files(package: ModuleType = tibanna) -> list[tuple[str, Path]]:
@@ -153,7 +156,7 @@ def pip_download(name: str, version: str, arch: str, folder: Path) -> Path | Non
     proxies); None when it cannot be had (offline, no such wheel)."""
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                "--retries", "0", "--timeout", "15", "--platform", f"manylinux2014_{arch}",
-               "--implementation", "cp", "--python-version", INSTANCE_PYTHON, "--dest", str(folder),
+               "--implementation", "cp", "--python-version", PYTHON_VERSION, "--dest", str(folder),
                f"{name}=={version}"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -190,14 +193,29 @@ def _artifact(name: str, entries: list[tuple[str, bytes]]) -> Artifact:
     return Artifact(name, data, hashlib.sha256(data).hexdigest())
 
 
-def build_agent_bundle(download: Downloader = pip_download) -> AgentBundle:
-    """`tibanna-agent-<version>.zip`: `any/`, one tree per architecture available, and a manifest
-    naming each distribution's version and the architectures."""
+def installed_engines() -> tuple[str, ...]:
+    """The workflow engines installed here, which the bundle carries to the instances."""
+    found = []
+    for name in ENGINES:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        found.append(name)
+    return tuple(found)
+
+
+def build_agent_bundle(download: Downloader = pip_download,
+                       roots: tuple[str, ...] = AGENT_REQUIREMENTS) -> AgentBundle:
+    """`tibanna-agent-<version>.zip` of `roots` and what they need: `any/`, one tree per architecture
+    available, and a manifest naming each distribution's version, the architectures, the Python and
+    the console scripts (`name: module:function`) the instance writes for that Python."""
     entries = [(f"{PURE}/{name}", data) for name, data in _tibanna_files()]
-    versions, missing = {"tibanna": tibanna.__version__}, set()
-    for dist in requirement_closure(AGENT_REQUIREMENTS):
+    versions, missing, scripts = {"tibanna": tibanna.__version__}, set(), {}
+    for dist in requirement_closure(roots):
         name, version = dist.metadata["Name"], dist.version
         versions[name] = version
+        scripts |= {entry.name: entry.value for entry in dist.entry_points if entry.group == "console_scripts"}
         if _is_pure(dist):
             entries += [(f"{PURE}/{path}", data) for path, data in _installed_files(dist)]
             continue
@@ -215,7 +233,8 @@ def build_agent_bundle(download: Downloader = pip_download) -> AgentBundle:
     if missing:
         log.warning("the agent's bundle has no compiled files for %s: instances of that architecture cannot "
                     "be launched until a deploy can fetch them", ", ".join(sorted(missing)))
-    manifest = {"tibanna": tibanna.__version__, "arches": list(arches), "distributions": versions}
+    manifest = {"tibanna": tibanna.__version__, "arches": list(arches), "python": PYTHON_VERSION,
+                "distributions": versions, "scripts": dict(sorted(scripts.items()))}
     entries.append((MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode()))
     built = _artifact(f"tibanna-agent-{tibanna.__version__}.zip", entries)
     return AgentBundle(built.name, built.data, built.sha256, arches)
@@ -223,8 +242,9 @@ def build_agent_bundle(download: Downloader = pip_download) -> AgentBundle:
 
 @functools.cache
 def agent_bundle() -> AgentBundle:
-    """The bundle of this installation, built once per process (deploys and tests reuse it)."""
-    return build_agent_bundle()
+    """The bundle of this installation, with the engines installed here, built once per process
+    (deploys and tests reuse it)."""
+    return build_agent_bundle(roots=AGENT_REQUIREMENTS + installed_engines())
 
 
 def _lambda_extras() -> list[tuple[str, Path]]:

@@ -114,7 +114,7 @@ class Deployer:
                        "AWS_S3_ROLE_NAME": names.role_name(usergroup, names.EC2_ROLE),
                        build.BUNDLE_PATH_ENV: bundle.lambda_path,
                        build.BUNDLE_SHA256_ENV: bundle.sha256,
-                       build.BUNDLE_ARCHES_ENV: ",".join(bundle.arches)}
+                       build.BUNDLE_ARCHES_ENV: ",".join(bundle.arches), build.BUNDLE_PYTHON_ENV: bundle.python}
         if subnets:
             environment["SUBNETS"] = ",".join(subnets)
         if security_groups:

@@ -68,6 +68,7 @@ class Bootstrap:
     key: str
     sha256: str
     arches: tuple[str, ...]
+    python: str  # the Python version its compiled files are for
 
 
 @dataclass(frozen=True)
@@ -131,12 +132,12 @@ def ebs_size(config: dict, inputs: int | None) -> int:
     return jobspec.data_volume_gb(int(size), bool(config.get("ebs_size_as_is")))
 
 
-def user_data(jobid: str, log_bucket: str, region: str, shutdown_min: Any, bundle_sha256: str, urls: BootUrls,
+def user_data(jobid: str, log_bucket: str, region: str, shutdown_min: Any, bootstrap: Bootstrap, urls: BootUrls,
               spot: bool) -> str:
     """The instance's bootstrap script (bash, run as root by cloud-init).
 
-    It needs only bash, curl, coreutils, util-linux and a Python >= 3.11 (the image's, else its
-    distribution's). Until the agent's bundle is extracted it has no AWS client, so it reports an
+    It needs only bash, curl, coreutils, util-linux and the Python version of the bundle (the
+    image's, else its distribution's package). Until the agent's bundle is extracted it has no AWS client, so it reports an
     early failure through pre-signed URLs; afterwards everything goes through the agent's package.
     """
     q = shlex.quote
@@ -144,7 +145,7 @@ def user_data(jobid: str, log_bucket: str, region: str, shutdown_min: Any, bundl
 # Tibanna {__version__}: job {jobid}. Runs the agent of the bundle deploy built (sha256-checked).
 set -u
 export JOBID={q(jobid)} LOGBUCKET={q(log_bucket)} AWS_DEFAULT_REGION={q(region)}
-SHUTDOWN_MIN={q(str(shutdown_min))} BUNDLE_SHA256={q(bundle_sha256)}
+SHUTDOWN_MIN={q(str(shutdown_min))} BUNDLE_SHA256={q(bootstrap.sha256)} PYTHON=python{q(bootstrap.python)}
 BUNDLE_URL={q(urls.bundle)}
 STARTED_URL={q(urls.started)}
 LOG_URL={q(urls.log)}
@@ -162,27 +163,35 @@ fail() {{  # before the agent could end the job itself: the bootstrap log become
   put "$STARTED_URL" /dev/null; put "$LOG_URL" "$LOG"; put "$ERROR_URL" /dev/null
   finish; exit 1
 }}
-PY=""
-for candidate in python3.13 python3.12 python3.11; do command -v $candidate >/dev/null && PY=$candidate && break; done
-if [ -z "$PY" ]; then  # e.g. Amazon Linux 2023: Python 3.9, and 3.11 in its own repository
-  (dnf install -y -q python3.11 || apt-get install -y -q python3.11) && PY=python3.11
+# The bundle's Python version (its compiled files are built for it): the image's, else its distribution's.
+if ! command -v "$PYTHON" >/dev/null; then  # e.g. Amazon Linux 2023: Python 3.9, 3.11 and 3.12 in its repository
+  dnf install -y -q "$PYTHON" || (apt-get update -q && apt-get install -y -q "$PYTHON")
 fi
-command -v "$PY" >/dev/null || fail "no Python 3.11+ on this image"
+PY=$PYTHON
+command -v "$PY" >/dev/null || fail "no $PYTHON on this image or in its distribution"
 stamp python
 curl -sfS --retry 5 -o "$OPT/agent.zip" "$BUNDLE_URL" || fail "cannot download the agent's bundle"
 echo "$BUNDLE_SHA256  $OPT/agent.zip" | sha256sum -c - || fail "the agent's bundle does not match its checksum"
-"$PY" - "$OPT/agent.zip" "$OPT/site" "$(uname -m)" <<'EXTRACT' || fail "cannot extract the agent's bundle"
-import sys, zipfile
+"$PY" - "$OPT/agent.zip" "$OPT" "$(uname -m)" <<'EXTRACT' || fail "cannot extract the agent's bundle"
+import json, sys, zipfile
 from pathlib import Path
-bundle, site, arch = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+bundle, opt, arch = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 with zipfile.ZipFile(bundle) as archive:
     for name in archive.namelist():
         tree, _, path = name.partition("/")
         if tree in ("{build.PURE}", arch) and path and not name.endswith("/"):
-            (site / path).parent.mkdir(parents=True, exist_ok=True)
-            (site / path).write_bytes(archive.read(name))
+            (opt / "site" / path).parent.mkdir(parents=True, exist_ok=True)
+            (opt / "site" / path).write_bytes(archive.read(name))
+    scripts = json.loads(archive.read("{build.MANIFEST}"))["scripts"]
+(opt / "bin").mkdir(exist_ok=True)
+for name, target in scripts.items():
+    module, _, function = target.partition(":")
+    script = opt / "bin" / name
+    script.write_text(f"#!{{sys.executable}}\\nimport sys\\nfrom {{module}} import {{function.split('.')[0]}}\\n"
+                      f"sys.exit({{function}}())\\n")
+    script.chmod(0o755)
 EXTRACT
-export PYTHONPATH="$OPT/site"
+export PYTHONPATH="$OPT/site" PATH="$OPT/bin:$PATH"
 stamp agent_installed
 # The data volume: the disk whose NVMe serial is its EBS volume id (Xen names it after the mapping).
 volume=$("$PY" -m tibanna.agent.instance volume {DATA_DEVICE}) || volume=""
@@ -314,7 +323,7 @@ class Launcher:
         tags = [{"Key": "Name", "Value": names.instance_name(self.jobid)},
                 {"Key": "Type", "Value": names.INSTANCE_TYPE_TAG}]
         script = user_data(self.jobid, cfg["log_bucket"], self.clients.region, cfg.get("shutdown_min", "now"),
-                           self.bootstrap.sha256, self.boot_urls(), spot)
+                           self.bootstrap, self.boot_urls(), spot)
         data: dict[str, Any] = {
             "IamInstanceProfile": {"Arn": f"arn:aws:iam::{self.clients.account}:instance-profile/"
                                           f"{self.instance_profile}"},

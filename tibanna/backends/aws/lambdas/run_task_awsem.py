@@ -83,4 +83,4 @@ def bootstrap(store: S3Store, bucket: str) -> Bootstrap:
             store.put_bytes(bucket, key, data)
         except ClientError as err:
             raise EC2LaunchException(f"cannot upload the agent to s3://{bucket}/{key}: {error_code(err)}") from err
-    return Bootstrap(bucket, key, sha256, arches)
+    return Bootstrap(bucket, key, sha256, arches, os.environ[build.BUNDLE_PYTHON_ENV])
