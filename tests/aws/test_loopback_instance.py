@@ -94,23 +94,35 @@ def test_a_container_job_runs_on_the_instance_and_check_task_returns_its_postrun
     assert metrics, "the agent publishes its samples to CloudWatch"
 
 
-def test_a_cwl_job_runs_its_engine_from_the_bundle(api, launch, shell_job):
-    """cwltool comes with the agent's bundle (the instance's Python has nothing else) and runs
-    the workflow's step in its container."""
+ENGINE_JOBS = {  # language: (the job's args, its output's name, a line of its log)
+    "cwl_v1": ({"cwl_directory_url": "s3://in-bucket/flows/cwl", "cwl_main_filename": "md5.cwl",
+                "cwl_child_filenames": []}, "report", "cwltool runs the workflow's containers with docker"),
+    "wdl": ({"wdl_directory_url": "s3://in-bucket/flows/wdl", "wdl_main_filename": "md5.wdl", "wdl_child_filenames": []},
+            "md5.md5_step.report", "miniwdl runs the workflow's tasks with docker"),
+}
+
+
+@pytest.mark.parametrize("language", ENGINE_JOBS)
+def test_a_workflow_job_runs_its_engine_from_the_bundle(api, launch, shell_job, language):
+    """cwltool and miniwdl come with the agent's bundle (the instance's Python has nothing else)
+    and run the workflow's step in its container."""
+    args, output, log_line = ENGINE_JOBS[language]
+    family = language.split("_")[0]
     s3 = boto3.client("s3")
-    s3.put_object(Bucket="in-bucket", Key="flows/cwl/md5.cwl", Body=(WORKFLOWS / "cwl" / "md5.cwl").read_bytes())
+    main = args[f"{family}_main_filename"]
+    s3.put_object(Bucket="in-bucket", Key=f"flows/{family}/{main}", Body=(WORKFLOWS / family / main).read_bytes())
     s3.put_object(Bucket="in-bucket", Key="loopback/in.txt", Body=b"ACGT\n")
     job = shell_job("")
-    job["args"] = {"app_name": "md5", "language": "cwl_v1", "cwl_directory_url": "s3://in-bucket/flows/cwl",
-                   "cwl_main_filename": "md5.cwl", "cwl_child_filenames": [], "output_S3_bucket": "out-bucket",
-                   "input_files": {"gzfile": {"bucket_name": "in-bucket", "object_key": "loopback/in.txt"}},
-                   "output_target": {"report": "loopback/md5-report"}}
+    input_name = "gzfile" if family == "cwl" else "md5.md5_step.gzfile"
+    job["args"] = {"app_name": "md5", "language": language, "output_S3_bucket": "out-bucket", **args,
+                   "input_files": {input_name: {"bucket_name": "in-bucket", "object_key": "loopback/in.txt"}},
+                   "output_target": {output: f"loopback/{family}-report"}}
     payload, machine = launch(job)
     assert machine.boot() == 0, machine.bootstrap_log
     assert check(api, payload)["postrunjson"]["Job"]["status"] == "0"
-    report = s3.get_object(Bucket="out-bucket", Key="loopback/md5-report")["Body"].read()
+    report = s3.get_object(Bucket="out-bucket", Key=f"loopback/{family}-report")["Body"].read()
     assert report == f"{hashlib.md5(b'ACGT' + bytes([10])).hexdigest()}  -\n".encode()
-    assert "cwltool runs the workflow's containers with docker" in log_of(payload["jobid"])
+    assert log_line in log_of(payload["jobid"])
 
 
 def test_a_failing_command_gets_its_custom_error_label(api, launch, shell_job):
