@@ -119,32 +119,46 @@ class Player:
         self.tokens: dict[str, Waiting] = {}
         self.heartbeats = 0
         self.closed_at: float | None = None  # time.monotonic() when the last execution was closed
+        self.closed_at_epoch: float | None = None  # time.time() of the same moment
+        self.current_token = ""  # of the waitForTaskToken state being played
         sfn = backend.clients("stepfunctions")
         for operation in ("SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat"):
             sfn.meta.events.register(f"before-call.sfn.{operation}", self._task_answer)
+        _route_moto_answers(self)
 
     def now(self) -> dt.datetime:
         """The fake clock."""
         return dt.datetime.now(dt.timezone.utc) + self.offset
 
     def _task_answer(self, model, params: dict, **_: object):
-        """SendTask*: recorded for a waiting token (moto answers the call), TaskTimedOut otherwise."""
-        body = json.loads(params["body"] or b"{}")  # a JSON-protocol request body
-        waiting = self.tokens.get(body.get("taskToken", ""))
-        now = self.now()
-        if waiting is not None and not waiting.timed_out and waiting.answer is None:
-            if now - waiting.since > waiting.limit:
-                waiting.timed_out = True
-            elif model.name == "SendTaskHeartbeat":
-                self.heartbeats += 1
-                waiting.since = now
-                return None
-            else:
-                waiting.answer, waiting.answered_at = (model.name, body), time.monotonic()
-                return None
+        """SendTask* from this process: recorded for a waiting token (moto answers the call),
+        TaskTimedOut otherwise."""
+        if self.answer(model.name, json.loads(params["body"] or b"{}")):  # a JSON-protocol request body
+            return None
         error = {"Error": {"Code": "TaskTimedOut", "Message": "Task Timed Out"},
                  "ResponseMetadata": {"HTTPStatusCode": 400}}
         return AWSResponse("https://injected", 400, {}, None), error
+
+    def answer(self, operation: str, body: dict) -> bool:
+        """A SendTask* call (`operation` by its API name) for a token; False when none waits for it."""
+        waiting = self.tokens.get(body.get("taskToken", ""))
+        now = self.now()
+        if waiting is None or waiting.timed_out or waiting.answer is not None:
+            return False
+        if now - waiting.since > waiting.limit:
+            waiting.timed_out = True
+            return False
+        if operation == "SendTaskHeartbeat":
+            self.heartbeats += 1
+            waiting.since = now
+        else:
+            waiting.answer, waiting.answered_at = (operation, body), time.monotonic()
+        return True
+
+    def answered(self) -> bool:
+        """Whether the token being waited for has its answer (a loopback instance's agent called back)."""
+        waiting = self.tokens.get(self.current_token)
+        return waiting is not None and waiting.answer is not None
 
     def lambda_env(self, function: str) -> dict[str, str]:
         """The deployed Lambda's environment, with the bundle's path on this machine."""
@@ -214,6 +228,7 @@ class Player:
         token = uuid.uuid4().hex * 2
         parameters = _parameters(spec["Parameters"], payload, {"Task": {"Token": token}})
         limits = [spec[k] for k in ("HeartbeatSeconds", "TimeoutSeconds") if k in spec]
+        self.current_token = token
         waiting = self.tokens[token] = Waiting(self.now(), dt.timedelta(seconds=min(limits) if limits else 10 ** 9))
         self._call(parameters["FunctionName"].rsplit(":", 1)[-1], parameters["Payload"])
         if on_wait:
@@ -256,7 +271,7 @@ class Player:
             execution.status, execution.stop_date = outcome.status, utcnow()
             execution.error, execution.cause = outcome.error, outcome.cause
             execution.output = json.dumps(outcome.output) if outcome.output is not None else None
-        self.closed_at = time.monotonic()
+        self.closed_at, self.closed_at_epoch = time.monotonic(), time.time()
         return outcome
 
     def run_agent(self, payload: dict) -> int:
@@ -272,6 +287,19 @@ class Player:
         """A retry hook: the instance boots (the agent runs) while check_task waits for it."""
         if error == "EC2StartingException" and attempt == 1:
             self.run_agent(payload)
+
+
+def _route_moto_answers(player: Player) -> None:
+    """SendTask* calls that reach the moto server from another process (a loopback instance's
+    agent) go to `player` too: moto itself accepts them and does nothing."""
+    from moto.stepfunctions.models import StepFunctionBackend
+
+    StepFunctionBackend.send_task_success = lambda backend, task_token, outcome: player.answer(
+        "SendTaskSuccess", {"taskToken": task_token, "output": outcome}) and None
+    StepFunctionBackend.send_task_failure = lambda backend, task_token, error=None, cause=None: player.answer(
+        "SendTaskFailure", {"taskToken": task_token, "error": error, "cause": cause or ""}) and None
+    StepFunctionBackend.send_task_heartbeat = lambda backend, task_token: player.answer(
+        "SendTaskHeartbeat", {"taskToken": task_token}) and None
 
 
 def agent_bundle(tmp: Path) -> Path:

@@ -362,6 +362,7 @@ class _Job:
         else:
             self.store.put_file(self.log_bucket, self.key(protocol.LOG), self.log.path)
         self.store.put_bytes(self.log_bucket, self.key(protocol.ERROR if failure else protocol.SUCCESS), b"")
+        milestone("ended")
         self.callback.finish(self.postrun, failure is not None, self.log.text())
 
     def _remove_containers(self) -> None:
