@@ -1,4 +1,4 @@
-"""The launched instance's user data, run on a loopback "instance" (tests/aws/loopback.py).
+"""The launched instance's user data, run on a loopback "instance" (tests/backends/aws/loopback.py).
 
 Each scenario goes as on AWS: `run_task_awsem` launches in moto, the user data boots against the
 moto server and a fake IMDSv2 with the instance profile's credentials (no static keys), extracts
