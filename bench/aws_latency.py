@@ -3,15 +3,15 @@ upstream 6.1.0's rule (polling check_task_awsem every IntervalSeconds).
 
 20 jobs of 1-30 s (simulated durations, and boots of 60-180 s, on the player's fake clock) run
 through the deployed state machine, played in-process against a moto server on loopback as
-Step Functions plays it (tests/aws/aws_harness.py); each job's agent really runs and calls back.
+Step Functions plays it (tests/backends/aws/aws_harness.py); each job's agent really runs and calls back.
 Ours: real time from the `.success` PutObject to the execution being closed. Upstream: its
 first check runs as the instance is launched and then every IntervalSeconds, read from the
 upstream package's step function definition in this run (`pip download tibanna==6.1.0
 --no-deps`), else its documented 300 s (the script says which).
 Then, where a private dockerd and a mount namespace can run (root), jobs of 1-30 s run for real
-on loopback instances (tests/aws/loopback.py: the launched user data against moto, a fake IMDSv2
-and a real docker daemon) through the played state machine: their boot to command with its parts,
-and the wall-clock delay from the agent's terminal marker to the execution being terminal.
+on loopback instances (tests/backends/aws/loopback.py: the launched user data against moto, a fake
+IMDSv2 and a real docker daemon) through the played state machine: their boot to command with its
+parts, and the wall-clock delay from the agent's terminal marker to the execution being terminal.
 Run: .venv/bin/python bench/aws_latency.py
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "aws"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "tests" / "backends" / "aws"), str(ROOT / "tests")]
 JOBS, SEED = 20, 15
 LOOPBACK_SECONDS = (1, 8, 15, 23, 30)  # jobs run for real on loopback instances
 DOCUMENTED_INTERVAL = 300

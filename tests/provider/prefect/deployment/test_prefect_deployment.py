@@ -54,7 +54,7 @@ def test_shipped_flows_run_direct_served_and_deployed(deployment: Deployment, tm
         return {"tibanna_home": str(homes[name])}
 
     try:
-        examples = Path(__file__).resolve().parents[3] / "example_dags"
+        examples = Path(__file__).resolve().parents[4] / "example_dags"
         direct = deployment.start("direct", sys.executable, "-c", DIRECT, examples, homes["direct"])
         cancelled = deployment.create_run("tibanna-run-and-wait/served", {
             "input_json": job("sleep 300"), "settings": settings("cancelled"), "poll_interval": 0.5})

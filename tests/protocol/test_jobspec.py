@@ -145,7 +145,7 @@ def test_config_defaults_follow_upstream_table():
     assert {key: cfg[key] for key in expected} == expected
     assert cfg["awsf_image"].startswith("4dndcic/tibanna-awsf:")
     # Upstream's AMI map aged (its images cannot run the agent): the image is Amazon's current one,
-    # read at launch (tests/aws/test_aws_admin.py); a map given by the user still wins.
+    # read at launch (tests/backends/aws/test_aws_admin.py); a map given by the user still wins.
     assert cfg["ami_per_region"] == {}
 
 

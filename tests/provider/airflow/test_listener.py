@@ -2,7 +2,7 @@
 
 The task instances are the metadata DB's rows (as the api-server hands them to listeners), with
 the trigger row the task deferred on; the events go through Airflow's listener manager, so the
-plugin's registration is tested too. The real api-server path is in tests/airflow/deployment.
+plugin's registration is tested too. The real api-server path is in tests/provider/airflow/deployment.
 """
 from __future__ import annotations
 

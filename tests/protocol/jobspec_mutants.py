@@ -1,6 +1,6 @@
 """Upstream's sample descriptions, and mutants of them for fuzzing `tibanna.jobspec`.
 
-Shared by tests/test_jobspec.py (a short run in `make test`) and bench/fuzz_jobspec.py (a long
+Shared by tests/protocol/test_jobspec.py (a short run in `make test`) and bench/fuzz_jobspec.py (a long
 one). `mutants(bases)` takes a valid description and applies one to four mutations at random
 places: a field dropped, set to null, replaced (wrong types, huge strings, any unicode including NUL,
 line breaks and lone surrogates, NaN/inf, huge numbers, wrong enum values, deep nesting),
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tibanna import jobspec
 from tibanna.exceptions import TibannaError
 
-SAMPLES = Path(__file__).parent / "data" / "upstream-samples"  # upstream's MIT-licensed sample JSONs
+SAMPLES = Path(__file__).parents[1] / "data" / "upstream-samples"  # upstream's MIT-licensed sample JSONs
 
 
 def corpus_paths() -> list[Path]:

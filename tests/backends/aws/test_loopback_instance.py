@@ -1,4 +1,4 @@
-"""The launched instance's user data, run on a loopback "instance" (tests/aws/loopback.py).
+"""The launched instance's user data, run on a loopback "instance" (tests/backends/aws/loopback.py).
 
 Each scenario goes as on AWS: `run_task_awsem` launches in moto, the user data boots against the
 moto server and a fake IMDSv2 with the instance profile's credentials (no static keys), extracts
@@ -32,7 +32,7 @@ from tibanna.exceptions import (AWSEMJobErrorException, EC2IdleException, EC2Uni
 
 pytestmark = pytest.mark.xdist_group("loopback-instance")  # one /data1 and one CPU-hungry instance at a time
 IDLE_WINDOW_SECONDS = 4
-WORKFLOWS = Path(__file__).resolve().parents[1] / "data" / "workflows"
+WORKFLOWS = Path(__file__).resolve().parents[2] / "data" / "workflows"
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Airflow test set-up: a throw-away AIRFLOW_HOME, set before anything imports airflow.
 
 The example DAGs are the `dags-folder` bundle; DAGs only the tests need live in a second bundle
-(`tests/airflow/dags`). The metadata DB is reset once per session.
+(`tests/provider/airflow/dags`). The metadata DB is reset once per session.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TEST_DAGS = Path(__file__).resolve().parent / "dags"
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="tibanna-airflow-home-")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def context(dag_id: str = "dag", task_id: str = "task", run_id: str = "manual__2024-01-01T00:00:00+00:00",

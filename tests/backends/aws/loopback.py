@@ -33,7 +33,7 @@ TOKEN = "loopback-imds-token"
 ROLE = "loopback-instance-role"
 NAMESPACED = ("/opt", "/mnt")  # top-level folders the instance has its own (empty) copy of
 BOOTSTRAP_LOG = "/var/log/tibanna-bootstrap.log"
-TESTS = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parents[2]
 STAMP_RE = re.compile(r"tibanna-boot (\w+) ([0-9.]+)")
 # The parts of boot to command, by the stamps that bound them (staging and the image pull overlap).
 BOOT_PARTS = {"packages (a Python)": ("boot", "python"), "agent install (bundle)": ("python", "agent_installed"),

@@ -9,6 +9,8 @@ import pytest
 from tibanna.storage import s3 as s3_module
 from tibanna.storage.s3 import Clients, S3Store, resolve_region
 
+pytestmark = pytest.mark.usefixtures("aws_checks_requests")
+
 
 @pytest.fixture
 def store(moto_endpoint: str) -> S3Store:

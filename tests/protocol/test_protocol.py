@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from agent_helpers import describe
+from agent.agent_helpers import describe
 from tibanna import jobspec, protocol
 
 

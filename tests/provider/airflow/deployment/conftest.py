@@ -26,7 +26,7 @@ import pytest
 
 from jobhelpers import free_port, unavailable
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 DEPLOYMENT_DAGS = Path(__file__).resolve().parent / "dags"
 BIN = Path(sys.executable).parent
 COMPONENTS = (["api-server"], ["dag-processor"], ["scheduler", "--skip-serve-logs"],
@@ -140,7 +140,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         unavailable("the Airflow deployment", f"no airflow command in {BIN}")
     root = tmp_path_factory.mktemp("airflow-deployment")
     port = free_port()
-    # nothing of the in-process Airflow tests' set-up (tests/airflow/conftest.py) reaches the deployment
+    # nothing of the in-process Airflow tests' set-up (tests/provider/airflow/conftest.py) reaches the deployment
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update({
         "AIRFLOW_HOME": str(root),

@@ -13,7 +13,7 @@ import pytest
 import tibanna_provider.prefect as tibanna_prefect
 from prefect_helpers import all_jobs, read_object
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+EXAMPLES = Path(__file__).resolve().parents[3] / "example_dags"
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

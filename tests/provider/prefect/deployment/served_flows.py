@@ -11,7 +11,7 @@ from prefect.context import FlowRunContext
 
 from tibanna_provider.prefect import TibannaSettings, kill_flow_run_jobs, run_and_wait
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 EXAMPLES = REPO / "example_dags"
 sys.path.insert(0, str(EXAMPLES))
 

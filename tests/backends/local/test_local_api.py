@@ -36,7 +36,7 @@ def test_bad_description_refused_before_anything_is_written(api, home, mutate, e
 
 
 def test_malformed_corpus_refused_through_the_api_with_nothing_written(api, home):
-    from test_jobspec import ESCAPES, MALFORMED, variant
+    from protocol.test_jobspec import ESCAPES, MALFORMED, variant
 
     for name, base, changes, *_ in MALFORMED + ESCAPES:
         for dryrun in (True, False):
