@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shlex
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
 import boto3
 import pytest
 
+from loopback import FakeIMDS
 from tibanna import protocol
 from tibanna.agent import AgentDefaults, run_job
 from tibanna.agent.__main__ import build_parser
@@ -21,52 +20,22 @@ from tibanna.backends.aws import launch
 from tibanna.metrics.resources import METRICS_TSV_COLUMNS, read_cloudwatch, read_metrics_tsv, series_from_samples
 from tibanna.samples import read_samples_tsv
 
-TOKEN = "imds-token"
 BUSY = ("python -c 'import time; x = bytearray(30_000_000); end = time.time() + 1; "
         "any(iter(lambda: time.time() > end, True))'")
 
 
-class _IMDS(BaseHTTPRequestHandler):
-    """IMDSv2's two calls: PUT a token, then GET the instance id with it."""
-
-    def do_PUT(self) -> None:  # noqa: N802 - http.server's name
-        ok = self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
-        self._answer(200 if ok else 400, TOKEN)
-
-    def do_GET(self) -> None:  # noqa: N802
-        if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
-            self._answer(401, "")
-        elif self.path == "/latest/meta-data/instance-id" and self.server.instance_id:
-            self._answer(200, self.server.instance_id)
-        else:
-            self._answer(404, "")
-
-    def _answer(self, status: int, body: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadingHTTPServer]:
-    """A stand-in instance metadata service on loopback; set `.instance_id` to what it reports."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _IMDS)
-    server.instance_id = ""
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{server.server_port}/")
+def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeIMDS]:
+    """The loopback instance's metadata service, answering no instance id until told one."""
+    server = FakeIMDS()
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.endpoint + "/")
     yield server
-    server.shutdown()
-    server.server_close()
+    server.close()
 
 
-def test_instance_id_from_imdsv2(imds: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_instance_id_from_imdsv2(imds: FakeIMDS, monkeypatch: pytest.MonkeyPatch) -> None:
     assert imds_instance_id() is None  # IMDS answers, but has no id
-    imds.instance_id = "i-0abc"
+    imds.be_instance("i-0abc")
     assert imds_instance_id() == "i-0abc"
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     assert imds_instance_id() is None
@@ -85,7 +54,7 @@ def test_a_jobs_samples_reach_cloudwatch_and_plot_metrics(api, deployed, player,
     def boot(state: str, error: str, attempt: int, payload: dict) -> None:
         """The instance boots: IMDS knows its id, and its agent runs with CloudWatch on."""
         if error == "EC2StartingException" and attempt == 1:
-            imds.instance_id = payload["config"]["instance_id"]
+            imds.be_instance(payload["config"]["instance_id"])
             run_job(api.backend.store, payload["jobid"], payload["config"]["log_bucket"],
                     tmp_path / payload["jobid"],
                     defaults=AgentDefaults(container_runtime="none", metrics_interval=0.2, cloudwatch=True))
@@ -94,7 +63,7 @@ def test_a_jobs_samples_reach_cloudwatch_and_plot_metrics(api, deployed, player,
     jobid = job["jobid"]
     assert player.play(job["_tibanna"]["exec_arn"], on_retry=boot).status == "SUCCEEDED"
     instance_id = api.info(jobid)["instance_id"]
-    assert instance_id == imds.instance_id and "InstanceId " + instance_id in api.log(job_id=jobid)
+    assert instance_id == imds.values["instance-id"] and "InstanceId " + instance_id in api.log(job_id=jobid)
 
     samples = read_samples_tsv(api.backend.store.get_text("log-bucket", protocol.key(jobid, protocol.METRICS_SAMPLES)))
     postrun = api.check_output(job_id=jobid)["postrunjson"]["Job"]

@@ -25,7 +25,7 @@ from jobhelpers import unavailable, wait_for
 from loopback import FakeIMDS, Instance
 from tibanna import protocol, samples, settings
 from tibanna.agent import instance as instance_tools
-from tibanna.backends.aws import build, names
+from tibanna.backends.aws import names
 from tibanna.backends.aws.lambdas import check_task_awsem, run_task_awsem
 from tibanna.exceptions import (AWSEMJobErrorException, EC2IdleException, EC2UnintendedTerminationException,
                                 StillRunningException)
@@ -224,11 +224,6 @@ def _samples_span(jobid: str) -> float:
             "Body"].read().decode()
     except Exception:  # noqa: BLE001 - not there yet
         return 0.0
-    rows = [line.split("\t") for line in text.splitlines()[1:] if line.strip()]
-    if not rows:
-        return 0.0
-    first = float(rows[0][samples.SAMPLE_COLUMNS.index("time")])
-    return time.time() - first
+    rows = samples.read_samples_tsv(text)
+    return time.time() - rows[0].time if rows else 0.0
 
-
-assert build.PURE == "any"  # the user data extracts this tree (tibanna/backends/aws/launch.py)

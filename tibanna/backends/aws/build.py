@@ -147,7 +147,7 @@ def _wheel_files(wheel: Path) -> list[tuple[str, bytes]]:
     """(path under site-packages, bytes) of a wheel's purelib/platlib files."""
     with zipfile.ZipFile(wheel) as archive:
         return [(name, archive.read(name)) for name in archive.namelist()
-                if not name.endswith("/") and ".data/" not in name.split("/", 1)[0] + "/"
+                if not name.endswith("/") and not name.split("/", 1)[0].endswith(".data")
                 and name.rsplit("/", 1)[-1] not in _SKIPPED_METADATA]
 
 
