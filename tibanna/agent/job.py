@@ -216,8 +216,9 @@ class _Job:
         elif mode == BIND:
             self.log.info(f"{folder.data1} is bind-mounted at /data1 in a private mount namespace")
         # A job that asks for frequent samples gets them uploaded as often, up to the machine's pace.
-        interval = run_json["config"].get("metrics_interval") or self.defaults.metrics_interval
-        upload_interval = min(interval, self.defaults.log_upload_interval)
+        asked = run_json["config"].get("metrics_interval")
+        interval = asked or self.defaults.metrics_interval
+        upload_interval = min(asked, self.defaults.log_upload_interval) if asked else self.defaults.log_upload_interval
         publisher = cloudwatch.publisher(self.store, run_json["config"]) if self.defaults.cloudwatch else None
         self.monitor = Monitor(self.store, self.log_bucket, self.jobid, folder.data1, self.agent_dir, self.log,
                                metrics_interval=interval, upload_interval=upload_interval,
