@@ -20,7 +20,7 @@ import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 INSTANCE = "i-0123456789abcdef0"
-BUSY = ("python -c 'import time; x = bytearray(30_000_000); end = time.time() + 1; "
+BUSY = ("python -c 'import time; x = bytearray(30_000_000); end = time.time() + 3; "
         "any(iter(lambda: time.time() > end, True))'")
 
 
