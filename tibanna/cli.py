@@ -11,14 +11,14 @@ import os
 import sys
 from typing import Any, Callable
 
-from tibanna import __version__
+from tibanna import __version__, settings
 from tibanna.exceptions import TibannaError
 
 STAT_HEADERS = {"start_time": "execution_start_time", "stop_time": "execution_stop_time"}
 
 
 def _default_sfn() -> str | None:
-    return os.environ.get("TIBANNA_DEFAULT_STEP_FUNCTION_NAME")
+    return settings.TIBANNA_DEFAULT_STEP_FUNCTION_NAME.get()
 
 
 def _api():
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # noqa: BLE001 - a bug, not a user mistake: one line unless asked
-        if os.environ.get("TIBANNA_DEBUG"):
+        if settings.TIBANNA_DEBUG.get():
             raise
         print(f"tibanna {args.verb}: unexpected error: {type(err).__name__}: {err} "
               "(set TIBANNA_DEBUG=1 for the traceback)", file=sys.stderr)

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
-from tibanna import exceptions, jobspec, protocol, secret_env
+from tibanna import exceptions, jobspec, protocol, secret_env, settings
 from tibanna.backends.base import Backend, JobRecord
 from tibanna.exceptions import TibannaError, UserInputError
 
@@ -31,7 +31,6 @@ SHORT_COLUMNS = ("jobid", "status", "name", "start_time", "stop_time")
 LONG_COLUMNS = SHORT_COLUMNS + ("instance_id", "instance_start_time", "instance_type", "instance_status",
                                 "ip", "key", "password")
 RERUN_OVERRIDES = ("instance_type", "shutdown_min", "ebs_size", "ebs_type", "ebs_iops", "ebs_throughput", "key_name")
-_WORKFLOW_FIELDS = {"cwl": "cwl", "wdl": "wdl", "snakemake": "snakemake"}
 # A job's files an orchestrator links to, by name (see API.links).
 JOB_FILES = {"log": protocol.LOG, "postrun": protocol.POSTRUN_JSON, "metrics": protocol.METRICS_DIR + "metrics.html"}
 RESTARTED_AFTER = (protocol.FAILED, protocol.TIMED_OUT, protocol.ABORTED)  # submit_or_attach starts a new job
@@ -69,7 +68,7 @@ class API:
         if isinstance(backend, Backend):
             self._backend: Backend | None = backend
             return
-        self.backend_name = backend or os.environ.get("TIBANNA_BACKEND") or "local"
+        self.backend_name = backend or settings.TIBANNA_BACKEND.get()
         if self.backend_name not in BACKENDS:
             raise UserInputError(f"backend: {self.backend_name!r} is not one of {', '.join(BACKENDS)}")
         self._backend_options = backend_options
@@ -95,7 +94,7 @@ class API:
         """Parse one description and give it its job id, run name and execution ARN.
 
         Returns it with its secrets blanked or masked, and the secret input_env values apart."""
-        job = jobspec.parse(input_json, jobid=jobid)
+        job = jobspec.parse(input_json, jobid=jobid, **settings.description_defaults())
         job["jobid"] = job.get("jobid") or create_jobid()
         sfn = sfn or self.backend.default_sfn()
         self.backend.check_sfn(sfn, _buckets_of(job))
@@ -116,8 +115,8 @@ class API:
     def _upload_local_workflow(self, job: dict) -> None:
         """`<lang>_directory_local` files go to `<jobid>.workflow/` and the url points there (upstream)."""
         args = job["args"]
-        lang = next((p for p in _WORKFLOW_FIELDS if args.get("language", "cwl_v1").startswith(p)), None)
-        local_dir = args.get(f"{lang}_directory_local") if lang else None
+        lang = protocol.language_family(args["language"])  # a shell job has no workflow files
+        local_dir = args.get(f"{lang}_directory_local")
         if not local_dir:
             return
         bucket = job["config"]["log_bucket"]
@@ -360,7 +359,7 @@ class API:
 
     def cost(self, job_id: str, sfn: str | None = None, update_tsv: bool = False) -> float | None:
         """What the job cost (AWS: Cost Explorer; local: the local price table); None before it ends."""
-        from tibanna.cost import update_cost_tsv
+        from tibanna.metrics.report_tsv import update_cost_tsv
 
         record = self._record(job_id=job_id, sfn=sfn)
         postrun = self._postrun(record)
@@ -377,13 +376,14 @@ class API:
                       hours: float | None = None) -> tuple[float, str]:
         """`(cost, type)` with type `actual cost`, `immediate estimate`, `retrospective estimate`
         or `NA`. With `input_json` and `hours`, what that job would cost before it runs."""
-        from tibanna.cost import ACTUAL, NA, cost_estimate_for_description, estimate_job_cost, \
-            update_cost_estimate_tsv
+        from tibanna.cost import ACTUAL, NA, cost_estimate_for_description, estimate_job_cost
+        from tibanna.metrics.report_tsv import update_cost_estimate_tsv
 
         if input_json is not None:
             if hours is None or float(hours) < 0:
                 raise UserInputError("hours: give the expected run time in hours with input_json")
-            return cost_estimate_for_description(jobspec.parse(input_json), float(hours),
+            return cost_estimate_for_description(jobspec.parse(input_json, **settings.description_defaults()),
+                                                 float(hours),
                                                  self.backend.price_source(), region=self.backend.region)
         if not job_id:
             raise UserInputError("job_id: required (or input_json and hours for an estimate before a run)")

@@ -28,6 +28,8 @@ ABORTED_MARKER = ".aborted"
 SPOT_FAILURE = ".spot_failure"
 WORKFLOW_DIR = ".workflow/"
 METRICS_DIR = ".metrics/"
+# Resource samples the agent appends while a job runs (their format: tibanna/samples.py).
+METRICS_SAMPLES = METRICS_DIR + "samples.tsv"
 INPUT_JSON = ".input.json"
 
 # Exactly one of these ends every job, written last (docs/design.md 3.2).
@@ -43,6 +45,12 @@ JOBID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 def key(jobid: str, suffix: str) -> str:
     """The log-bucket key of one of a job's objects, e.g. key('abc', LOG) == 'abc.log'."""
     return f"{jobid}{suffix}"
+
+
+def metrics_key(jobid: str, name: str) -> str:
+    """The key of one of the job's metrics files, e.g. metrics_key('abc', 'metrics.html') ==
+    'abc.metrics/metrics.html'."""
+    return key(jobid, METRICS_DIR + name)
 
 
 def now_stamp(when: _dt.datetime | None = None) -> str:
@@ -75,11 +83,6 @@ def split_execution_arn(arn: str) -> tuple[str, str]:
 import copy as _copy  # noqa: E402  (this section was appended; its imports stay with it)
 import json as _json  # noqa: E402
 from typing import Any as _Any, Iterable as _Iterable  # noqa: E402
-
-# Resource samples the agent appends while a job runs: `<jobid>.metrics/samples.tsv`.
-METRICS_SAMPLES = METRICS_DIR + "samples.tsv"
-SAMPLE_COLUMNS = ("time", "cpu_percent", "mem_used_bytes", "mem_available_bytes",
-                  "disk_used_bytes", "disk_total_bytes", "read_bytes")
 
 # Config fields that never leave the client: dropped from run.json, blanked in the postrun JSON.
 SECRET_CONFIG_FIELDS = ("password", "key_name")

@@ -16,11 +16,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from tibanna import settings
+
 log = logging.getLogger(__name__)
 
 MASK = "****"
 SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY")
-VAULT_VAR = "TIBANNA_SECRETS_DIR"
 
 
 def is_secret_name(name: str) -> bool:
@@ -63,7 +64,7 @@ class Vault:
 
     @classmethod
     def for_home(cls, home: Path) -> "Vault":
-        base = os.environ.get(VAULT_VAR)
+        base = settings.TIBANNA_SECRETS_DIR.get()
         if not base:
             shm = Path("/dev/shm")
             base = str((shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir()))

@@ -12,16 +12,15 @@ from agent_helpers import Runs, describe
 from tibanna import protocol
 from tibanna.agent import cloudwatch
 from tibanna.agent.__main__ import build_parser
-from tibanna.agent.sampling import Sample
-from tibanna.metrics.resources import (METRICS_TSV_COLUMNS, read_cloudwatch, read_samples_tsv,
-                                       series_from_samples)
+from tibanna.metrics.resources import METRICS_TSV_COLUMNS, read_cloudwatch, series_from_samples
+from tibanna.samples import Sample, read_samples_tsv
 
 pytest.importorskip("moto")
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 INSTANCE = "i-0123456789abcdef0"
-BUSY = ("python -c 'import time; x = bytearray(30_000_000); end = time.time() + 1; "
+BUSY = ("python -c 'import time; x = bytearray(30_000_000); end = time.time() + 3; "
         "any(iter(lambda: time.time() > end, True))'")
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from agent_helpers import Runs, describe
 from tibanna import protocol
-from tibanna.agent.sampling import Sample, SampleSummary, human_size
+from tibanna.agent.sampling import SampleSummary, human_size
+from tibanna.samples import Sample
 from tibanna.agent.top import HEADER
 
 BUSY = "python -c 'import time; end = time.time() + 1.2; any(iter(lambda: time.time() > end, True))'"

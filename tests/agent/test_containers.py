@@ -12,7 +12,7 @@ import pytest
 
 from agent_helpers import Runs, describe
 from dockerd import DockerDaemon
-from tibanna import protocol
+from tibanna import protocol, settings
 from tibanna.agent import container
 
 IMAGE = "ubuntu:20.04"  # the name agent_helpers.describe uses, given to the local busybox image
@@ -90,7 +90,7 @@ def test_container_cpu_memory_and_processes_are_measured(runs: Runs, docker: Doc
 def test_forced_runtime_without_a_daemon_never_runs_on_the_host(runs: Runs, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
-    monkeypatch.setenv(container.WAIT_ENV_VAR, "0.5")
+    monkeypatch.setenv(settings.TIBANNA_CONTAINER_WAIT.name, "0.5")
     jobid, code = runs.run(describe("touch /data1/out/ran"), container_runtime="docker")
     log = runs.log(jobid, protocol.LOG)
     assert code == 1 and "container runtime docker was asked for but cannot be used" in log
@@ -99,7 +99,7 @@ def test_forced_runtime_without_a_daemon_never_runs_on_the_host(runs: Runs, tmp_
 
 def test_auto_falls_back_to_the_host_and_says_so(runs: Runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
-    monkeypatch.setenv(container.WAIT_ENV_VAR, "0")
+    monkeypatch.setenv(settings.TIBANNA_CONTAINER_WAIT.name, "0")
     jobid, code = runs.run(describe("readlink -f /bin/sh > /data1/out/sh"), container_runtime="auto")
     assert code == 0
     fallback = runs.postrun(jobid)["Job"]["container_fallback"]
@@ -114,7 +114,7 @@ def test_agent_waits_for_a_daemon_still_coming_up(runs: Runs, docker: DockerDaem
     late.build_busybox_image(IMAGE)
     late.stop(keep=True)
     monkeypatch.setenv("DOCKER_HOST", late.host)
-    monkeypatch.setenv(container.WAIT_ENV_VAR, "60")
+    monkeypatch.setenv(settings.TIBANNA_CONTAINER_WAIT.name, "60")
 
     def start_late() -> None:
         time.sleep(1.5)

@@ -128,7 +128,7 @@ def test_cwl_and_wdl_steps_run_in_their_images_and_leave_docker_as_found(api, ho
 
 def test_metrics_report_of_a_container_job(api, home, docker):
     """The issue's case: busy on one core of two and holding 250 MB, in a container."""
-    from tibanna.metrics.report import read_report_tsv
+    from tibanna.metrics.report_tsv import read_report_tsv
 
     jobid = api.run_workflow(shell_job("dd if=/dev/zero bs=250M count=1 2>/dev/null | sleep 4 & "
                                        "timeout 4 sh -c 'while :; do :; done'; wait"))["jobid"]

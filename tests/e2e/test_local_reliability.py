@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from jobhelpers import processes_with, shell_job, wait_done, wait_for
-from tibanna import secret_env
+from tibanna import settings
 from tibanna.backends.local.home import Home
 from tibanna.backends.local.launcher import try_lock
 
@@ -102,7 +102,7 @@ def _files_holding(root: Path, values: list[str]) -> list[str]:
 
 
 def test_secrets_in_input_env_reach_the_command_only(api, home, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(secret_env.VAULT_VAR, str(tmp_path / "vault"))
+    monkeypatch.setenv(settings.TIBANNA_SECRETS_DIR.name, str(tmp_path / "vault"))
     # The command prints each value's digest (the value itself appears in no file and no command).
     digests = "; ".join(f'printf %s "\\${name}" | sha256sum' for name in SECRETS)
     job = shell_job(f"({digests}) > /data1/out/seen.txt && echo visible=\\$PLAIN",

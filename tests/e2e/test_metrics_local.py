@@ -26,8 +26,9 @@ from metrics.pagecheck import (
 )
 from tibanna import protocol
 from tibanna.core import API
-from tibanna.metrics.report import read_report_tsv
-from tibanna.metrics.resources import MB, read_metrics_tsv, read_samples_tsv
+from tibanna.metrics.report_tsv import read_report_tsv
+from tibanna.metrics.resources import MB, read_metrics_tsv
+from tibanna.samples import read_samples_tsv
 
 MEMORY_MIB = 200
 BURN_CPU_SECONDS = 1.5

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from metrics_builders import job_top_text, make_samples
 
-from tibanna.metrics.resources import Sample
+from tibanna.samples import Sample
 
 
 @pytest.fixture

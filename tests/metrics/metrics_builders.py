@@ -4,7 +4,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from tibanna.metrics.resources import GB, MB, Sample
+from tibanna.metrics.resources import GB, MB
+from tibanna.samples import Sample
 
 START = dt.datetime(2024, 3, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 HEADER = "    PID USER      PR  NI    VIRT    RES    SHR S  %CPU  %MEM     TIME+ COMMAND"

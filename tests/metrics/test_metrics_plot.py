@@ -8,9 +8,10 @@ from metrics_builders import START
 from pagecheck import embedded_pngs
 
 from tibanna.exceptions import MetricRetrievalException
-from tibanna.metrics.plot import JobInfo, job_info, metrics_key, plot_metrics_to_store, report_url
-from tibanna.metrics.report import read_report_tsv
-from tibanna.metrics.resources import SAMPLES_TSV_HEADER
+from tibanna.metrics.plot import JobInfo, job_info, plot_metrics_to_store, report_url
+from tibanna.metrics.report_tsv import read_report_tsv
+from tibanna.protocol import metrics_key
+from tibanna.samples import SAMPLES_HEADER
 from tibanna.storage import LocalStore
 
 LB = "logs"
@@ -27,7 +28,7 @@ def store(tmp_path, samples, top_text) -> LocalStore:
     store = LocalStore(tmp_path)
     rows = ["\t".join(str(v) for v in (s.time, s.cpu_percent, s.mem_used_bytes, s.mem_available_bytes,
                                        s.disk_used_bytes, s.disk_total_bytes, s.read_bytes)) for s in samples]
-    store.put_text(LB, metrics_key(JOBID, "samples.tsv"), "\n".join([SAMPLES_TSV_HEADER, *rows]) + "\n")
+    store.put_text(LB, metrics_key(JOBID, "samples.tsv"), SAMPLES_HEADER + "".join(f"{row}\n" for row in rows))
     store.put_text(LB, f"{JOBID}.top", top_text)
     return store
 

@@ -10,7 +10,8 @@ from metrics_builders import START, make_samples, top_snapshot
 from pagecheck import assert_real_png, assert_self_contained, embedded_pngs
 
 from tibanna.metrics.plot import JobInfo, build_report_files
-from tibanna.metrics.report import _time_unit, chart_data, read_report_tsv, render_html
+from tibanna.metrics.report import _time_unit, chart_data, render_html
+from tibanna.metrics.report_tsv import read_report_tsv
 from tibanna.metrics.resources import MAX_CHART_POINTS, MetricSeries, series_from_samples, summarize
 from tibanna.metrics.top import parse_top
 

@@ -14,40 +14,21 @@ from tibanna.metrics.resources import (
     MAX_CHART_POINTS,
     MB,
     METRICS_TSV_COLUMNS,
-    SAMPLES_TSV_HEADER,
     SUMMARY_KEYS,
     MetricSeries,
-    Sample,
     bin_width,
     chart_points,
     metrics_tsv,
     metrics_tsv_points,
     read_cloudwatch,
     read_metrics_tsv,
-    read_samples_tsv,
     sample_points,
     series_from_samples,
     summarize,
 )
+from tibanna.samples import Sample
 
 T0 = START.timestamp()
-
-
-def test_read_samples_tsv_by_header_names():
-    text = (SAMPLES_TSV_HEADER + "\n"
-            f"{T0}\t12.5\t{100 * MB}\t{900 * MB}\t{GB}\t{10 * GB}\t0\n"
-            f"{T0 + 1}\t-\t\tnan\t{GB}\t{10 * GB}\t2048\n"
-            "not-a-time\t1\t1\t1\t1\t1\t1\n")
-    samples = read_samples_tsv(text)
-    assert samples == [
-        Sample(T0, 12.5, 100 * MB, 900 * MB, GB, 10 * GB, 0.0),
-        Sample(T0 + 1, None, None, None, GB, 10 * GB, 2048.0),
-    ]
-    reordered = "cpu_percent\ttime\n7\t" + str(T0) + "\n"
-    assert read_samples_tsv(reordered) == [Sample(T0, cpu_percent=7.0)]
-    assert read_samples_tsv("") == []
-    with pytest.raises(ValueError):
-        read_samples_tsv("cpu_percent\n1\n")
 
 
 def test_series_takes_upstreams_statistics_per_minute():

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import queue
 import threading
-import urllib.request
-from dataclasses import asdict
 from typing import Any
 
-from tibanna.agent.sampling import Sample
+from tibanna import settings
+from tibanna.agent.imds import metadata
 from tibanna.metrics import resources
+from tibanna.samples import Sample
 from tibanna.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
 
-IMDS_ENDPOINT = "http://169.254.169.254"
 IMDS_TIMEOUT = 2.0  # seconds: off EC2 nothing answers
 SAMPLES_PER_CALL = 100  # of 7 datums each: within PutMetricData's 1,000 per call
 FLUSH_TIMEOUT = 15.0  # seconds the job's end waits for the last samples to be sent
@@ -35,23 +33,14 @@ def imds_instance_id(timeout: float = IMDS_TIMEOUT) -> str | None:
     """This instance's id through IMDSv2 (a session token, then the metadata), or None off EC2.
 
     botocore's variables apply: AWS_EC2_METADATA_SERVICE_ENDPOINT moves the service and
-    AWS_EC2_METADATA_DISABLED=true turns it off. Proxies are bypassed (IMDS is link-local).
+    AWS_EC2_METADATA_DISABLED=true turns it off.
     """
-    if os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
+    if (settings.AWS_EC2_METADATA_DISABLED.get() or "").lower() == "true":
         return None
-    base = (os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or IMDS_ENDPOINT).rstrip("/")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        token_request = urllib.request.Request(f"{base}/latest/api/token", method="PUT",
-                                               headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
-        with opener.open(token_request, timeout=timeout) as response:
-            token = response.read().decode()
-        id_request = urllib.request.Request(f"{base}/latest/meta-data/instance-id",
-                                            headers={"X-aws-ec2-metadata-token": token})
-        with opener.open(id_request, timeout=timeout) as response:
-            return response.read().decode().strip() or None
+        return metadata("instance-id", timeout).strip() or None
     except OSError as err:  # URLError, HTTPError and timeouts are all OSErrors
-        logger.warning("no instance id from IMDS at %s: %s", base, err)
+        logger.warning("no instance id from IMDS at %s: %s", settings.AWS_EC2_METADATA_SERVICE_ENDPOINT.get(), err)
         return None
 
 
@@ -61,8 +50,7 @@ def metric_data(sample: Sample, instance_id: str, read_before: int = 0) -> list[
     `diskio_read_bytes` counts the bytes read since the previous sample (`read_before` is that
     sample's counter), as the CloudWatch agent counts them per collection interval.
     """
-    row = resources.Sample(**asdict(sample))
-    values = [(metric, metric.from_sample(row)) for metric in resources.METRICS.values() if metric.from_sample]
+    values = [(metric, metric.from_sample(sample)) for metric in resources.METRICS.values() if metric.from_sample]
     values.append((resources.METRICS[resources.EBS_READ], max(sample.read_bytes - read_before, 0)))
     dimensions = [{"Name": "InstanceId", "Value": instance_id}]
     when = dt.datetime.fromtimestamp(sample.time, dt.timezone.utc)

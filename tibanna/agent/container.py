@@ -27,15 +27,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from tibanna import settings
 from tibanna.agent import cgroups
 from tibanna.exceptions import TibannaError
 
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "docker", "podman", "none")
-ENV_VAR = "TIBANNA_CONTAINER_RUNTIME"
-WAIT_ENV_VAR = "TIBANNA_CONTAINER_WAIT"
-DEFAULT_WAIT = 60.0  # seconds for a daemon still coming up (an EC2 instance's docker at boot)
 # `docker run` / `podman run` exit with 125 when the runtime itself fails (e.g. the image cannot be pulled).
 RUNTIME_ERROR_CODE = 125
 LABEL = "tibanna.job"
@@ -53,19 +51,15 @@ class ContainerError(TibannaError):
 
 def requested_runtime(agent_choice: str | None, config: dict) -> str:
     """The runtime asked for: the agent's setting, else env TIBANNA_CONTAINER_RUNTIME, else the job's config."""
-    choice = agent_choice or os.environ.get(ENV_VAR) or config.get("container_runtime") or "auto"
+    choice = agent_choice or settings.TIBANNA_CONTAINER_RUNTIME.get() or config.get("container_runtime") or "auto"
     if choice not in RUNTIMES:
         raise TibannaError(f"container runtime must be one of {', '.join(RUNTIMES)}, not {choice!r}")
     return choice
 
 
 def wait_seconds() -> float:
-    """TIBANNA_CONTAINER_WAIT, else DEFAULT_WAIT: how long to wait for a daemon coming up."""
-    text = os.environ.get(WAIT_ENV_VAR)
-    try:
-        return max(float(text), 0.0) if text else DEFAULT_WAIT
-    except ValueError:
-        raise TibannaError(f"{WAIT_ENV_VAR} must be a number of seconds, not {text!r}") from None
+    """TIBANNA_CONTAINER_WAIT: how long to wait for a daemon coming up."""
+    return max(settings.TIBANNA_CONTAINER_WAIT.seconds() or 0.0, 0.0)
 
 
 @dataclass(frozen=True)

@@ -123,8 +123,9 @@ class JobFolder:
 
 
 def _same_dir(a: Path, b: Path) -> bool:
+    """Whether two paths are one directory: by a link, or by a bind mount (the EC2 bootstrap's /data1)."""
     try:
-        return a.resolve() == b.resolve() and b.is_dir()
+        return b.is_dir() and os.path.samefile(a, b)
     except OSError:
         return False
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psutil
 
@@ -24,7 +24,7 @@ from tibanna import jobspec, protocol, secret_env
 from tibanna.agent import cloudwatch, container
 from tibanna.agent.callback import Callback
 from tibanna.agent.folder import BIND, NATIVE, REWRITE, JobFolder
-from tibanna.agent.joblog import JobLog
+from tibanna.agent.joblog import JobLog, milestone
 from tibanna.agent.monitor import Monitor
 from tibanna.agent.outputs import Uploader
 from tibanna.agent.runners import RunContext, Runner, runner_for
@@ -58,6 +58,26 @@ def run_job(store: ObjectStore, jobid: str, log_bucket: str, workdir: Path, *,
                         secrets or {}).run()
         except _Terminated:  # before the job log existed: nothing to stop yet
             return 1
+
+
+class _Pull:
+    """`container.ensure_image` in a thread; `join` waits and returns what the pull raised, if anything."""
+
+    def __init__(self, containers: container.JobContainers, image: str, log: Callable[[str], None]) -> None:
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._pull, args=(containers, image, log), daemon=True)
+        self._thread.start()
+
+    def _pull(self, containers: container.JobContainers, image: str, log: Callable[[str], None]) -> None:
+        try:
+            container.ensure_image(containers, image, log)
+            milestone("image")
+        except Exception as err:  # noqa: BLE001 - raised in the job's thread after join()
+            self.error = err
+
+    def join(self) -> Exception | None:
+        self._thread.join()
+        return self.error
 
 
 @contextlib.contextmanager
@@ -106,6 +126,7 @@ class _Job:
     # -- the sequence ------------------------------------------------------------------------
 
     def run(self) -> int:
+        milestone("agent")
         self.store.put_bytes(self.log_bucket, self.key(protocol.JOB_STARTED), b"")
         self.callback.start()
         self.agent_dir.mkdir(parents=True, exist_ok=True)
@@ -194,10 +215,13 @@ class _Job:
                           "targets and input paths")
         elif mode == BIND:
             self.log.info(f"{folder.data1} is bind-mounted at /data1 in a private mount namespace")
-        interval = run_json["config"].get("metrics_interval") or self.defaults.metrics_interval
+        # A job that asks for frequent samples gets them uploaded as often, up to the machine's pace.
+        asked = run_json["config"].get("metrics_interval")
+        interval = asked or self.defaults.metrics_interval
+        upload_interval = min(asked, self.defaults.log_upload_interval) if asked else self.defaults.log_upload_interval
         publisher = cloudwatch.publisher(self.store, run_json["config"]) if self.defaults.cloudwatch else None
         self.monitor = Monitor(self.store, self.log_bucket, self.jobid, folder.data1, self.agent_dir, self.log,
-                               metrics_interval=interval, upload_interval=self.defaults.log_upload_interval,
+                               metrics_interval=interval, upload_interval=upload_interval,
                                cloudwatch=publisher)
         self._put_postrun()
         return runner
@@ -225,9 +249,18 @@ class _Job:
                 self.log.info(f"container runtime {self.runtime}, image {image}")
 
     def _stage(self, run_json: dict, runner: Runner) -> RunContext:
+        """Inputs staged while the job's image is pulled (both wait on the network)."""
         assert self.folder is not None
-        with self._step():
-            staged = stage_inputs(self.store, run_json["Job"]["Input"], self.folder, self.log)
+        pull = _Pull(self.containers, runner.container_image, self.log.info) \
+            if self.runtime is not None and self.containers is not None else None
+        try:
+            with self._step():
+                staged = stage_inputs(self.store, run_json["Job"]["Input"], self.folder, self.log)
+            milestone("staged")
+        finally:
+            pull_error = pull.join() if pull is not None else None  # a staging error is not masked by it
+        if pull_error is not None:
+            raise pull_error
         self.mounted = list(staged.mounted.values())
         ctx = RunContext(jobid=self.jobid, run_json=run_json, store=self.store, folder=self.folder, log=self.log,
                          container_runtime=self.usable_runtime, inputs=staged.files,
@@ -252,7 +285,6 @@ class _Job:
         command = runner.command(ctx)
         path = [os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)]
         if self.runtime is not None and self.containers is not None:
-            container.ensure_image(self.containers, runner.container_image, self.log.info)
             command = container.run_words(self.containers, data1=folder.data1, workdir=folder.job_cwd,
                                           env_names=list(env), image=runner.container_image,
                                           read_only_mounts=self.mounted) + " " + command
@@ -270,6 +302,7 @@ class _Job:
             proc = subprocess.Popen([*folder.bind_prefix(), "bash", "-c", script], stdin=subprocess.DEVNULL,
                                     stdout=sink, stderr=subprocess.STDOUT, env=process_env,
                                     cwd=folder.host_path(folder.job_cwd))
+        milestone("command")
         self.monitor.start(proc.pid, self.containers.cgroup() if self.containers else None)
         try:
             code = proc.wait()
@@ -330,6 +363,7 @@ class _Job:
         else:
             self.store.put_file(self.log_bucket, self.key(protocol.LOG), self.log.path)
         self.store.put_bytes(self.log_bucket, self.key(protocol.ERROR if failure else protocol.SUCCESS), b"")
+        milestone("ended")
         self.callback.finish(self.postrun, failure is not None, self.log.text())
 
     def _remove_containers(self) -> None:

@@ -9,6 +9,12 @@ from typing import BinaryIO
 logger = logging.getLogger("tibanna.agent")
 
 
+def milestone(part: str) -> None:
+    """Log `tibanna-boot <part> <epoch>`: on EC2 it lands in the bootstrap log beside the user data's
+    own stamps, from which the boot-to-command time and its parts are read."""
+    logger.info("tibanna-boot %s %.6f", part, time.time())
+
+
 class JobLog:
     """`<jobid>.log` on the worker. Agent lines are stamped; the command writes through `sink()`.
 

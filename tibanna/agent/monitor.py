@@ -17,8 +17,9 @@ from tibanna import protocol
 from tibanna.agent.cgroups import Cgroup
 from tibanna.agent.cloudwatch import CloudWatchPublisher
 from tibanna.agent.joblog import JobLog
-from tibanna.agent.sampling import SAMPLES_HEADER, DiskMeter, Sample, SampleSummary, TreeSampler
+from tibanna.agent.sampling import DiskMeter, SampleSummary, TreeSampler
 from tibanna.agent.top import prime, snapshot
+from tibanna.samples import SAMPLES_HEADER, Sample
 from tibanna.storage import ObjectStore
 
 logger = logging.getLogger(__name__)

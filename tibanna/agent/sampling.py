@@ -1,8 +1,9 @@
 """Cheap measurements of a job's process tree: resource samples, top rows, folder sizes.
 
-One pass over the tree per tick (psutil's oneshot reads) feeds both the samples.tsv row and the
-top snapshot. CPU is counted with the children's times of the live processes, so the work of
-short-lived commands that a live shell has reaped is not lost between ticks. A job's containers
+One pass over the tree per tick (psutil's oneshot reads) feeds both the samples.tsv row (a
+`tibanna.samples.Sample`) and the top snapshot. CPU is counted with the children's times of the
+live processes, so the work of short-lived commands that a live shell has reaped is not lost
+between ticks. A job's containers
 are not in the tree (their processes are the runtime's): their CPU, memory and reads come from
 the job's cgroup (cgroups.py), and their processes are listed in the top rows too.
 """
@@ -13,41 +14,16 @@ import os
 import pwd
 import shutil
 import time
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from tibanna import protocol
 from tibanna.agent.cgroups import Cgroup
+from tibanna.samples import Sample
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One row of `<jobid>.metrics/samples.tsv` (protocol.SAMPLE_COLUMNS).
-
-    `cpu_percent` is the job tree's CPU use as a percent of all the machine's CPUs (100 = every
-    CPU busy), the scale of CloudWatch's machine-wide `cpu_usage_active`; `mem_used_bytes` is the
-    resident memory of the whole tree; `read_bytes` counts bytes read since the job began.
-    """
-
-    time: float
-    cpu_percent: float
-    mem_used_bytes: int
-    mem_available_bytes: int
-    disk_used_bytes: int
-    disk_total_bytes: int
-    read_bytes: int
-
-    def tsv(self) -> str:
-        values = astuple(self)
-        return "\t".join([f"{values[0]:.3f}", f"{values[1]:.2f}", *(str(v) for v in values[2:])]) + "\n"
-
-
-SAMPLES_HEADER = "\t".join(protocol.SAMPLE_COLUMNS) + "\n"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import abc
 import dataclasses
 from typing import TYPE_CHECKING, Any, Iterable
 
+from tibanna.exceptions import UserInputError
 from tibanna.storage import ObjectStore
 
 if TYPE_CHECKING:
@@ -42,6 +43,18 @@ class JobRecord:
     ip: str = ""
     key: str = ""
     rerun_of: str | None = None
+
+
+def refuse_denied_buckets(sfn: str, buckets: Iterable[str], allowed: Iterable[str] | None) -> None:
+    """Refuse (UserInputError) buckets outside those a step function's usergroup was given
+    (`allowed` None: not known, nothing is refused): `check_sfn`'s rule on both backends."""
+    if allowed is None:
+        return
+    allowed = sorted(set(allowed))
+    denied = sorted(set(buckets) - set(allowed))
+    if denied:
+        raise UserInputError(f"step function {sfn!r} may not use bucket(s) {', '.join(denied)} "
+                             f"(its usergroup has access to: {', '.join(allowed) or 'none'})")
 
 
 class Backend(abc.ABC):

@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from annotated_types import MinLen
 from pydantic import AfterValidator, Field, PlainValidator, StringConstraints, model_validator
 
+from tibanna import protocol
 from tibanna.exceptions import (MalFormattedRunJsonException, MissingFieldInInputJsonException,
                                 UnsupportedCWLVersionException)
 from tibanna.jobspec.fields import (DATA_ROOT, Bool, Bucket, DependencyField, Dictionary, NestedKeys, NestedRelative,
@@ -266,8 +267,7 @@ class ShellArgs(Args):
     command: Command
 
 
-_BY_LANGUAGE: dict[str, type[Args]] = {"cwl_v1": CwlArgs, **dict.fromkeys(WDL_LANGUAGES, WdlArgs),
-                                       "snakemake": SnakemakeArgs, "shell": ShellArgs}
+_BY_FAMILY: dict[str, type[Args]] = {"cwl": CwlArgs, "wdl": WdlArgs, "snakemake": SnakemakeArgs, "shell": ShellArgs}
 
 
 def check_args(value: dict) -> Args:
@@ -288,7 +288,7 @@ def check_args(value: dict) -> Args:
         refuse(_DRAFT3, at=("language",), exc=UnsupportedCWLVersionException)
     if language not in LANGUAGES:
         refuse(f"must be one of {', '.join(LANGUAGES)}, not {show(language)}", at=("language",))
-    return _BY_LANGUAGE[language].model_validate(value)
+    return _BY_FAMILY[protocol.language_family(language)].model_validate(value)
 
 
 ArgsField = Annotated[Any, PlainValidator(check_args, json_schema_input_type=CwlArgs | WdlArgs | SnakemakeArgs

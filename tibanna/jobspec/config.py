@@ -11,7 +11,7 @@ from tibanna.exceptions import EC2LaunchException
 from tibanna.jobspec.fields import (Bool, Bucket, DependencyField, NonNegativeNumber, OptionalPositiveInt,
                                     PositiveNumber, Section, Str, StrList, given)
 from tibanna.jobspec.refusal import problem, refuse, show
-from tibanna.jobspec.upstream import (AMI_PER_REGION, CAPACITY_BEHAVIORS, CONTAINER_RUNTIMES, DEFAULT_AWSF_IMAGE,
+from tibanna.jobspec.upstream import (CAPACITY_BEHAVIORS, CONTAINER_RUNTIMES, DEFAULT_AWSF_IMAGE,
                                       DEFAULT_ROOT_EBS_SIZE, EBS_SIZE_LIMIT_GB, EBS_SIZE_OVERHEAD_GB, EBS_TYPES,
                                       MIN_EBS_SIZE_GB)
 
@@ -53,6 +53,15 @@ EbsSize = Annotated[int | str, PlainValidator(_check_ebs_size, json_schema_input
     Field(description="'<n>x': n times the total input size")])]
 
 
+def data_volume_gb(size: int, as_is: bool = False) -> int:
+    """The data volume for `size` GB: at least 10, plus 5 unless `as_is`; under EBS's 16 TB limit
+    (EC2LaunchException), which the parser checks for a size in GB and the launch for `<n>x`."""
+    volume = max(size, MIN_EBS_SIZE_GB) + (0 if as_is else EBS_SIZE_OVERHEAD_GB)
+    if volume >= EBS_SIZE_LIMIT_GB:
+        raise EC2LaunchException(f"EBS size limit (16TB) exceeded: (attempted size: {volume})")
+    return volume
+
+
 class Config(Section):
     """The machine, disks, spot behaviour and logging of a job (upstream's `config`)."""
 
@@ -80,9 +89,8 @@ class Config(Section):
     kms_key_id: Annotated[str | None, problem("must be a string or null")] = given()
     """Default: the S3_ENCRYPT_KEY_ID environment variable (which turns on encrypt_s3_upload), else null."""
     ami_per_region: Annotated[dict[str, dict[str, Any]], problem(
-        "must be a dictionary of architecture -> {region: ami id}")] = Field(
-        default_factory=lambda: {arch: dict(amis) for arch, amis in AMI_PER_REGION.items()})
-    """Default: upstream's AMI for each architecture (x86, Arm) and region."""
+        "must be a dictionary of architecture -> {region: ami id}")] = Field(default_factory=dict)
+    """AMIs per architecture (x86, Arm) and region; default none: Amazon's current ECS-optimized image."""
     metrics_interval: Annotated[PositiveNumber | None, problem("must be a positive number of seconds or null")] \
         = None
     spot_interruption_reruns: Annotated[Annotated[int, Ge(0)], problem("must be a whole number >= 0")] = 0
@@ -119,10 +127,10 @@ class Config(Section):
     def _consistent(self) -> Config:
         """The EBS size limit, gp3's throughput range, retry_without_spot's condition; use_benchmark's default."""
         if isinstance(self.ebs_size, int):
-            attempted = max(self.ebs_size + (0 if self.ebs_size_as_is else EBS_SIZE_OVERHEAD_GB), MIN_EBS_SIZE_GB)
-            if attempted >= EBS_SIZE_LIMIT_GB:
-                refuse(f"EBS size limit (16TB) exceeded: (attempted size: {attempted})", at=("ebs_size",),
-                       exc=EC2LaunchException)
+            try:
+                data_volume_gb(self.ebs_size, self.ebs_size_as_is)
+            except EC2LaunchException as err:
+                refuse(str(err), at=("ebs_size",), exc=EC2LaunchException)
         throughput = self.ebs_throughput
         if self.ebs_type == "gp3" and throughput and not 125 <= throughput <= 1000:
             refuse("Invalid EBS throughput. Specify a value between 125 and 1000.", at=("ebs_throughput",),

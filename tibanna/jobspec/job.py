@@ -5,7 +5,7 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Sequence
 
 from pydantic import PlainValidator, StringConstraints, model_validator
 from pydantic.json_schema import GenerateJsonSchema
@@ -69,11 +69,15 @@ class Job(Section, title="Tibanna job description"):
         return data
 
 
-def parse(input_json: dict | str | os.PathLike, *, jobid: str | None = None) -> dict:
+def parse(input_json: dict | str | os.PathLike, *, jobid: str | None = None, kms_key_id: str | None = None,
+          subnets: Sequence[str] = (), security_groups: Sequence[str] = ()) -> dict:
     """Load, validate and fill a description; a new dict in upstream's shape.
 
     `{"jobid"?, "args": {...}, "config": {...}, <other top-level keys, kept>}`; a refusal raises
-    upstream's exception class with a message that starts with the field path.
+    upstream's exception class with a message that starts with the field path. `kms_key_id`,
+    `subnets` and `security_groups` are the account's defaults of config.kms_key_id, subnet and
+    security_group (the first group), for a description without its own; upstream reads them
+    from the environment, as `settings.description_defaults()` does for the callers.
     """
     data = load_description(input_json)
     if jobid:
@@ -81,7 +85,7 @@ def parse(input_json: dict | str | os.PathLike, *, jobid: str | None = None) -> 
     with refusals():
         job = Job.model_validate(data)
     args, cfg = job.args.model_dump(), job.config.model_dump()
-    _environment_defaults(cfg)
+    _account_defaults(cfg, kms_key_id, subnets, security_groups)
     cfg["json_bucket"] = cfg["log_bucket"]
     cfg["language"] = args["language"]
     cfg["singularity"] = bool(args["singularity"] or cfg.get("singularity", False))
@@ -95,16 +99,17 @@ def parse(input_json: dict | str | os.PathLike, *, jobid: str | None = None) -> 
     return result
 
 
-def _environment_defaults(cfg: dict) -> None:
-    """Upstream's defaults from the environment: the KMS key, subnets and security group."""
+def _account_defaults(cfg: dict, kms_key_id: str | None, subnets: Sequence[str],
+                      security_groups: Sequence[str]) -> None:
+    """The account's defaults of the KMS key, subnets and security group, where the description has none."""
     if "kms_key_id" not in cfg:
-        cfg["kms_key_id"] = os.environ.get("S3_ENCRYPT_KEY_ID") or None
+        cfg["kms_key_id"] = kms_key_id or None
         if cfg["kms_key_id"]:
             cfg["encrypt_s3_upload"] = True
-    if not cfg["subnet"] and os.environ.get("SUBNETS"):
-        cfg["subnet"] = os.environ["SUBNETS"].split(",")
-    if not cfg["security_group"] and os.environ.get("SECURITY_GROUPS"):
-        cfg["security_group"] = os.environ["SECURITY_GROUPS"].split(",")[0]
+    if not cfg["subnet"] and subnets:
+        cfg["subnet"] = list(subnets)
+    if not cfg["security_group"] and security_groups:
+        cfg["security_group"] = security_groups[0]
 
 
 def _fill_sizing(args: dict, cfg: dict) -> None:

@@ -14,21 +14,15 @@ from typing import Any
 
 from tibanna import protocol
 from tibanna.exceptions import MetricRetrievalException, TibannaError
-from tibanna.metrics import report
-from tibanna.metrics.resources import (
-    MetricSeries,
-    Sample,
-    metrics_tsv,
-    read_samples_tsv,
-    series_from_samples,
-    summarize,
-)
+from tibanna.cost import NA
+from tibanna.metrics import report, report_tsv
+from tibanna.metrics.resources import MetricSeries, metrics_tsv, series_from_samples, summarize
 from tibanna.metrics.top import parse_top, top_table
+from tibanna.samples import Sample, read_samples_tsv
 from tibanna.storage import LocalStore, ObjectStore
 
 log = logging.getLogger(__name__)
 
-SAMPLES_TSV = "samples.tsv"
 LOCK = "lock"
 
 
@@ -67,14 +61,9 @@ def job_info(postrun: Mapping[str, Any] | None, runjson: Mapping[str, Any] | Non
         "Neither postrun json nor run json can be retrieved.Check job_id or step function?")
 
 
-def metrics_key(jobid: str, name: str) -> str:
-    """The key of one of the job's metrics files, e.g. `<jobid>.metrics/metrics.html`."""
-    return f"{jobid}{protocol.METRICS_DIR}{name}"
-
-
 def report_url(store: ObjectStore, log_bucket: str, jobid: str) -> str:
     """Where a person opens the report: a file URL on local, upstream's S3 URL otherwise."""
-    key = metrics_key(jobid, report.HTML)
+    key = protocol.metrics_key(jobid, report.HTML)
     if isinstance(store, LocalStore):
         return store.path(log_bucket, key).resolve().as_uri()
     return f"https://{log_bucket}.s3.amazonaws.com/{key}"
@@ -90,7 +79,7 @@ def _window_end(endtime: _dt.datetime | str | None, job: JobInfo, now: _dt.datet
 
 
 def build_report_files(series: MetricSeries, top_text: str, job: JobInfo, end: _dt.datetime, *,
-                       estimate: tuple[float, str] = (0.0, "NA"), cost: str | float | None = None,
+                       estimate: tuple[float, str] = (0.0, NA), cost: str | float | None = None,
                        jobid: str = "", samples: Sequence[Sample] = ()) -> dict[str, str]:
     """The five metrics files' contents, by file name. The tsvs are per minute, as upstream's;
     the page's charts are drawn from `samples` (those behind `series`) when there are any."""
@@ -98,7 +87,7 @@ def build_report_files(series: MetricSeries, top_text: str, job: JobInfo, end: _
     table = top_table(snapshots)
     files = {
         report.METRICS_TSV: metrics_tsv(series),
-        report.REPORT_TSV: report.metrics_report_tsv(
+        report_tsv.REPORT_TSV: report_tsv.metrics_report_tsv(
             summarize(series, *estimate), instance_type=job.instance_type,
             start=job.start, end=end.replace(microsecond=0), cost=cost),
         report.TOP_CPU_TSV: table.to_tsv("cpu"),
@@ -110,7 +99,7 @@ def build_report_files(series: MetricSeries, top_text: str, job: JobInfo, end: _
 
 def _stored_samples(store: ObjectStore, log_bucket: str, jobid: str) -> list[Sample]:
     """The agent's samples of the job (none on a job whose metrics came from CloudWatch only)."""
-    return read_samples_tsv(store.get_text(log_bucket, metrics_key(jobid, SAMPLES_TSV)) or "")
+    return read_samples_tsv(store.get_text(log_bucket, protocol.key(jobid, protocol.METRICS_SAMPLES)))
 
 
 def _stored_top(store: ObjectStore, log_bucket: str, jobid: str) -> str:
@@ -119,9 +108,9 @@ def _stored_top(store: ObjectStore, log_bucket: str, jobid: str) -> str:
 
 def _rerendered(store: ObjectStore, log_bucket: str, jobid: str) -> dict[str, str]:
     """`update_html_only`: metrics.html again from the stored files alone (the tsvs, samples, .top)."""
-    files = {name: store.get_text(log_bucket, metrics_key(jobid, name)) for name in report.TSV_FILES}
-    if files[report.REPORT_TSV] is None:
-        raise MetricRetrievalException(f"no {report.REPORT_TSV} for job {jobid} to re-render the report from")
+    files = {name: store.get_text(log_bucket, protocol.metrics_key(jobid, name)) for name in report.TSV_FILES}
+    if files[report_tsv.REPORT_TSV] is None:
+        raise MetricRetrievalException(f"no {report_tsv.REPORT_TSV} for job {jobid} to re-render the report from")
     return {report.HTML: report.render_html(files, jobid=jobid, samples=_stored_samples(store, log_bucket, jobid),
                                             snapshots=parse_top(_stored_top(store, log_bucket, jobid)))}
 
@@ -149,7 +138,7 @@ def plot_metrics_to_store(
     `estimate_cost()` is asked. A `Cost` row already there is kept.
     """
     url = report_url(store, log_bucket, jobid)
-    html_key, lock_key = metrics_key(jobid, report.HTML), metrics_key(jobid, LOCK)
+    html_key, lock_key = protocol.metrics_key(jobid, report.HTML), protocol.metrics_key(jobid, LOCK)
     if not force_upload and store.exists(log_bucket, html_key) and store.exists(log_bucket, lock_key):
         log.info("metrics are locked (job complete); not re-plotting. metrics url= %s", url)
         return url
@@ -166,10 +155,11 @@ def plot_metrics_to_store(
                 series = series_from_samples(fine_samples, job_info.start, end)
             if top_text is None:
                 top_text = _stored_top(store, log_bucket, jobid)
-            previous = report.read_report_tsv(store.get_text(log_bucket, metrics_key(jobid, report.REPORT_TSV)))
-            estimate = (float(previous.get("Estimated_Cost") or 0), previous.get("Estimated_Cost_Type") or "NA")
+            previous = report_tsv.read_report_tsv(
+                store.get_text(log_bucket, protocol.metrics_key(jobid, report_tsv.REPORT_TSV)))
+            estimate = report_tsv.stored_estimate(previous)
             if estimate[0] <= 0:
-                estimate = estimate_cost() if estimate_cost else (0.0, "NA")
+                estimate = estimate_cost() if estimate_cost else (0.0, NA)
             files = build_report_files(series, top_text, job_info, end, estimate=estimate,
                                        cost=previous.get("Cost"), jobid=jobid, samples=fine_samples)
     except TibannaError:
@@ -179,7 +169,7 @@ def plot_metrics_to_store(
     # The page goes in after its data, and the lock last, so a lock always means a whole report.
     for name in (*report.TSV_FILES, report.HTML):
         if name in files:
-            store.put_text(log_bucket, metrics_key(jobid, name), files[name])
+            store.put_text(log_bucket, protocol.metrics_key(jobid, name), files[name])
     if job_info.complete and not update_html_only:
         store.put_bytes(log_bucket, lock_key, b"")
     log.info("metrics url= %s", url)

@@ -1,4 +1,4 @@
-"""The job's metrics report: metrics_report.tsv and one self-contained metrics.html.
+"""The job's metrics report: one self-contained metrics.html (metrics_report.tsv: report_tsv.py).
 
 The page is rendered only from stored files: the four tsv files (metrics.tsv, metrics_report.tsv,
 top_cpu.tsv, top_mem.tsv) and, for charts finer than the tsvs' minutes, the agent's samples.tsv
@@ -19,64 +19,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import tibanna
+from tibanna.cost import NA
 from tibanna.metrics.resources import (
     MAX_CHART_POINTS,
     Points,
-    Sample,
     bin_width,
     chart_points,
     metrics_tsv_points,
     read_metrics_tsv,
     sample_points,
 )
+from tibanna.metrics.report_tsv import REPORT_TIME_FORMAT, REPORT_TSV, read_report_tsv
 from tibanna.metrics.top import Snapshot, TopTable, snapshots_from_tsvs, top_table
+from tibanna.samples import Sample
 
-REPORT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 METRICS_TSV = "metrics.tsv"
-REPORT_TSV = "metrics_report.tsv"
 TOP_CPU_TSV = "top_cpu.tsv"
 TOP_MEM_TSV = "top_mem.tsv"
 HTML = "metrics.html"
 TSV_FILES = (METRICS_TSV, REPORT_TSV, TOP_CPU_TSV, TOP_MEM_TSV)
 TITLE = "Tibanna Metrics"
-
-# summary key -> metrics_report.tsv row, in upstream's order
-_REPORT_ROWS = (
-    ("max_mem_used_MB", "Maximum_Memory_Used_Mb"),
-    ("min_mem_available_MB", "Minimum_Memory_Available_Mb"),
-    ("max_disk_space_used_GB", "Maximum_Disk_Used_Gb"),
-    ("max_mem_utilization_percent", "Maximum_Memory_Utilization"),
-    ("max_cpu_utilization_percent", "Maximum_CPU_Utilization"),
-    ("max_disk_space_utilization_percent", "Maximum_Disk_Utilization"),
-)
-
-
-def metrics_report_tsv(summary: Mapping[str, Any], *, instance_type: str, start: _dt.datetime,
-                       end: _dt.datetime, cost: str | float | None = None) -> str:
-    """metrics_report.tsv in upstream's format; `Cost` is added when known."""
-    rows = [("Metric", "Value")]
-    rows += [(label, str(summary.get(key, ""))) for key, label in _REPORT_ROWS]
-    rows += [
-        ("Start_Time", start.strftime(REPORT_TIME_FORMAT)),
-        ("End_Time", end.strftime(REPORT_TIME_FORMAT)),
-        ("Instance_Type", instance_type),
-        ("Estimated_Cost", str(summary.get("cost_estimate", 0.0))),
-        ("Estimated_Cost_Type", str(summary.get("cost_estimate_type", "NA"))),
-    ]
-    if cost not in (None, ""):
-        rows.append(("Cost", str(cost)))
-    return "".join(f"{k}\t{v}\n" for k, v in rows)
-
-
-def read_report_tsv(text: str | None) -> dict[str, str]:
-    """metrics_report.tsv as {row name: value} (the header row left out)."""
-    values: dict[str, str] = {}
-    for line in (text or "").splitlines():
-        name, _, value = line.partition("\t")
-        if name and name != "Metric":
-            values.setdefault(name, value)
-    return values
-
 
 # Charts --------------------------------------------------------------------------------------
 @contextlib.contextmanager
@@ -353,7 +315,7 @@ def render_html(files: Mapping[str, str | None], *, jobid: str = "", samples: Se
     start, end = _parse_time(report.get("Start_Time")), _parse_time(report.get("End_Time"))
     total = str(end - start) if start and end else "---"
     estimate = _cost(report.get("Estimated_Cost"))
-    estimate_type = report.get("Estimated_Cost_Type") or "NA"
+    estimate_type = report.get("Estimated_Cost_Type") or NA
     estimated = f"{estimate} ({estimate_type})" if estimate != "---" else "---"
     general_rows = [
         ("EC2 Instance Type", report.get("Instance_Type") or "---"),

@@ -2,7 +2,7 @@
 
 Both backends end in the same `MetricSeries`: one row per minute since the job's start, each
 value the statistic upstream asks CloudWatch for over that minute.
-On local the rows come from the agent's `<jobid>.metrics/samples.tsv`; on AWS from CloudWatch
+On local the rows come from the agent's samples (tibanna/samples.py); on AWS from CloudWatch
 (namespace CWAgent, dimension InstanceId). The summary (`summarize`) is upstream's
 `TibannaResource.as_dict()`.
 
@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tibanna.protocol import SAMPLE_COLUMNS
+from tibanna.cost import NA
+from tibanna.samples import Sample, number_or_none
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,6 @@ MB = 1024.0 ** 2
 GB = 1024.0 ** 3
 CLOUDWATCH_NAMESPACE = "CWAgent"
 
-SAMPLES_TSV_HEADER = "\t".join(SAMPLE_COLUMNS)
-
 # metrics.tsv's columns, in upstream's order.
 METRICS_TSV_COLUMNS = ("max_mem_used_MB", "min_mem_available_MB", "max_disk_space_used_GB",
                        "max_mem_utilization_percent", "max_disk_space_utilization_percent",
@@ -45,22 +44,6 @@ SUMMARY_KEYS = ("max_mem_used_MB", "min_mem_available_MB", "total_mem_MB",
                 "max_mem_utilization_percent", "max_cpu_utilization_percent",
                 "max_disk_space_utilization_percent", "max_disk_space_used_GB",
                 "max_ebs_read_bytes", "cost_estimate", "cost_estimate_type")
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One line of samples.tsv: a moment of the machine (None where the sampler had no value).
-
-    `read_bytes` is a counter: bytes read since the job began.
-    """
-
-    time: float
-    cpu_percent: float | None = None
-    mem_used_bytes: float | None = None
-    mem_available_bytes: float | None = None
-    disk_used_bytes: float | None = None
-    disk_total_bytes: float | None = None
-    read_bytes: float | None = None
 
 
 def _ratio(part: float | None, whole: float | None) -> float | None:
@@ -138,35 +121,6 @@ class MetricSeries:
             combine = _STATISTICS[METRICS[name].statistic]
             columns[name] = [combine(by_slot[i]) if i in by_slot else None for i in range(length)]
         return cls(start, columns)
-
-
-def _float_or_none(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return None if math.isnan(value) else value
-
-
-def read_samples_tsv(text: str) -> list[Sample]:
-    """Parse samples.tsv (columns found by the header's names; `-`, empty or nan mean no value)."""
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    if not lines:
-        return []
-    header = lines[0].split("\t")
-    if "time" not in header:
-        raise ValueError(f"samples.tsv has no 'time' column: {lines[0]!r}")
-    wanted = [(i, name) for i, name in enumerate(header) if name in SAMPLE_COLUMNS]
-    samples = []
-    for line in lines[1:]:
-        fields = line.split("\t")
-        values = {name: _float_or_none(fields[i]) if i < len(fields) else None for i, name in wanted}
-        if values["time"] is None:
-            log.debug("skipping a sample without a time: %r", line)
-            continue
-        samples.append(Sample(**values))
-    samples.sort(key=lambda s: s.time)
-    return samples
 
 
 Points = dict[str, list[tuple[float, float]]]
@@ -248,7 +202,7 @@ def _choose(values: Iterable[float | None], pick: Callable[[list[float]], float]
     return pick(kept) if kept else ""
 
 
-def summarize(series: MetricSeries, cost_estimate: float = 0.0, cost_estimate_type: str = "NA") -> dict:
+def summarize(series: MetricSeries, cost_estimate: float = 0.0, cost_estimate_type: str = NA) -> dict:
     """Upstream's summary dict (the postrun JSON's `Job.Metrics`): maxima and minima over the job."""
     c = series.columns
     max_used = _choose(c["max_mem_used_MB"], max)
@@ -337,5 +291,5 @@ def read_metrics_tsv(text: str) -> dict[str, list[float | None]]:
     for line in lines[1:]:
         fields = line.split("\t")
         for i, name in enumerate(header):
-            columns[name].append(_float_or_none(fields[i]) if i < len(fields) else None)
+            columns[name].append(number_or_none(fields[i]) if i < len(fields) else None)
     return columns

@@ -8,7 +8,6 @@ the caller when AWS throttles), so bursts stay within rate limits without sleeps
 """
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -18,6 +17,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tibanna import settings
 from tibanna.storage.base import ObjectStore
 
 DEFAULT_REGION = "us-east-1"
@@ -30,7 +30,7 @@ _MISSING = ("404", "NoSuchKey", "NotFound")
 
 def resolve_region(region: str | None = None, profile: str | None = None) -> str:
     """The argument, else TIBANNA_AWS_REGION, else AWS_REGION, else the session's, else us-east-1."""
-    return (region or os.environ.get("TIBANNA_AWS_REGION") or os.environ.get("AWS_REGION")
+    return (region or settings.TIBANNA_AWS_REGION.get() or settings.AWS_REGION.get()
             or boto3.Session(profile_name=profile).region_name or DEFAULT_REGION)
 
 
@@ -47,7 +47,7 @@ class Clients:
                  endpoint_url: str | None = None) -> None:
         self.profile = profile
         self.region = resolve_region(region, profile)
-        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        self.endpoint_url = endpoint_url or settings.AWS_ENDPOINT_URL.get()
         self.session = boto3.Session(profile_name=profile, region_name=self.region)
         self.config = Config(retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
                              max_pool_connections=MAX_POOL_CONNECTIONS)
@@ -71,7 +71,7 @@ class Clients:
     def account(self) -> str:
         """AWS_ACCOUNT_NUMBER, else the caller's account (one STS call, remembered)."""
         if self._account is None:
-            self._account = os.environ.get("AWS_ACCOUNT_NUMBER") or self("sts").get_caller_identity()["Account"]
+            self._account = settings.AWS_ACCOUNT_NUMBER.get() or self("sts").get_caller_identity()["Account"]
         return self._account
 
 

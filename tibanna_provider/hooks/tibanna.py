@@ -21,7 +21,7 @@ from tibanna_provider import CONNECTION_EXTRAS
 from tibanna_provider.watch import JobWatcher
 
 # Task instance states after which a task does not run again: a user's "mark failed/succeeded".
-_ENDED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+ENDED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 
 def task_runs_again(owner: Mapping[str, Any]) -> bool:
@@ -45,7 +45,7 @@ def task_runs_again(owner: Mapping[str, Any]) -> bool:
         return False
     name = owner["task_id"] if map_index is None or map_index < 0 else f"{owner['task_id']}_{map_index}"
     state = states.get(owner["run_id"], {}).get(name, "failed")
-    return state not in _ENDED_STATES
+    return state not in ENDED_STATES
 
 
 class TibannaJobFailed(AirflowException):

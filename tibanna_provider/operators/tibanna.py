@@ -148,7 +148,7 @@ class TibannaJobOperator(TibannaBaseOperator):
         return event["job_ids"][0]
 
     def on_kill(self) -> None:
-        """The task was killed while it waited in the worker (deferred: the trigger's `on_kill` does this).
+        """The task was killed while it waited in the worker (deferred: see `tibanna_provider.plugins.listener`).
 
         Marked failed or succeeded: the job is killed too. Cleared: the job is left running,
         because the task's next try owns it and re-attaches to it (see `task_runs_again`).

@@ -1,4 +1,5 @@
-"""The `tibanna` plugin: the api-server serves a task's job files, so its extra links open.
+"""The `tibanna` plugin: the api-server serves a task's job files, so its extra links open; and
+a deferred task a user marks failed or succeeded ends its jobs (`listener`).
 
 Airflow's UI shows an extra link only when it is http(s) or same-origin, so a local job's
 `file://` paths would not show. This plugin mounts a small FastAPI app on the api-server at
@@ -22,6 +23,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import RedirectResponse, Response
 
 from tibanna_provider.links.tibanna import JOB_XCOM_KEY, URL_PREFIX
+from tibanna_provider.plugins import listener
 
 MEDIA_TYPES = {"log": "text/plain; charset=utf-8", "postrun": "application/json",
                "metrics": "text/html; charset=utf-8"}
@@ -74,7 +76,9 @@ def create_app() -> FastAPI:
 
 
 class TibannaPlugin(AirflowPlugin):
-    """Serves a task's Tibanna job files from the api-server (see the module docstring)."""
+    """Serves a task's Tibanna job files from the api-server, and ends the jobs of a deferred task a
+    user ends (see the module docstring)."""
 
     name = "tibanna"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Tibanna job files"}]
+    listeners = [listener]

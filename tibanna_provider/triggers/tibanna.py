@@ -125,15 +125,27 @@ class TibannaJobTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: marked failed or succeeded, end its jobs; cleared, leave
-        them to the task's next try, which re-attaches to them (`task_runs_again` says why)."""
+        them to the task's next try, which re-attaches to them (`task_runs_again` says why).
+
+        The triggerer calls this only for a trigger it runs; a task marked failed before the
+        triggerer took its trigger is the plugin's listener's to handle
+        (`tibanna_provider.plugins.listener`).
+        """
         if self.owner is None or await asyncio.to_thread(task_runs_again, self.owner):
             if self.owner is not None:
                 self.log.info("task %s was cleared: its next try re-attaches to job(s) %s", self.owner,
                               ", ".join(self.job_ids))
             return
-        hook = TibannaHook(self.tibanna_conn_id, settings=await TibannaHook.async_settings(self.tibanna_conn_id))
+        await asyncio.to_thread(self.kill_jobs, await TibannaHook.async_settings(self.tibanna_conn_id))
+
+    def kill_jobs(self, settings: TibannaSettings | None = None) -> None:
+        """Kill the jobs (blocking); a job that already ended is left as it is.
+
+        :param settings: the connection's settings when already resolved (on an event loop).
+        """
+        hook = TibannaHook(self.tibanna_conn_id, settings=settings)
         for jobid in self.job_ids:
-            await asyncio.to_thread(hook.api.kill, job_id=jobid)
+            hook.api.kill(job_id=jobid)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         payload: dict[str, Any] = {"job_ids": self.job_ids}

@@ -11,24 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Iterator
 
 from botocore.exceptions import ClientError
 
-from tibanna import protocol
-from tibanna.backends.aws import catalogue, deploy, index as idx, names
+from tibanna import protocol, settings
+from tibanna.backends.aws import deploy, index as idx, names
 from tibanna.backends.aws.iam import UsergroupIAM
-from tibanna.backends.base import Backend, JobRecord
-from tibanna.cost import AwsPriceSource, cost_explorer_cost
+from tibanna.backends.aws.pricing import AwsPriceSource, cost_explorer_cost, price_source
+from tibanna.backends.base import Backend, JobRecord, refuse_denied_buckets
 from tibanna.exceptions import UserInputError
 from tibanna.storage.s3 import Clients, S3Store, error_code
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SFN = names.SFN_PREFIX
 PAGE = 1000
 SUBMIT_WORKERS = 16
 # Index stamps come from the submitter's clock and execution starts from AWS's: allow for skew.
@@ -108,7 +106,7 @@ class AWSBackend(Backend):
 
     # Step functions ---------------------------------------------------------------------------
     def default_sfn(self) -> str:
-        return os.environ.get("TIBANNA_DEFAULT_STEP_FUNCTION_NAME") or DEFAULT_SFN
+        return settings.TIBANNA_DEFAULT_STEP_FUNCTION_NAME.get() or names.DEFAULT_SFN
 
     def check_sfn(self, sfn: str, buckets: Iterable[str]) -> None:
         """Refuse an unknown step function, or buckets its usergroup was not given (when IAM can tell)."""
@@ -122,11 +120,7 @@ class AWSBackend(Backend):
                 raise
             usergroup = names.usergroup_of_role(role)
             self._sfn_buckets[sfn] = UsergroupIAM(self.clients, usergroup).buckets() if usergroup else None
-        allowed = self._sfn_buckets[sfn]
-        denied = sorted(set(buckets) - set(allowed)) if allowed is not None else []
-        if denied:
-            raise UserInputError(f"step function {sfn!r} may not use bucket(s) {', '.join(denied)} "
-                                 f"(its usergroup has access to: {', '.join(sorted(allowed or [])) or 'none'})")
+        refuse_denied_buckets(sfn, buckets, self._sfn_buckets[sfn])
 
     # Submission -------------------------------------------------------------------------------
     def submit(self, jobs: list[dict], *, rerun_of: str | None = None,
@@ -375,7 +369,7 @@ class AWSBackend(Backend):
 
     # Metrics and cost -------------------------------------------------------------------------
     def price_source(self) -> AwsPriceSource:
-        return catalogue.price_source(self.clients)
+        return price_source(self.clients)
 
     def actual_cost(self, postrun: dict) -> float:
         """The Cost Explorer cost of the job's instance (tag Name=awsem-<jobid>); 0.0 until billed."""

@@ -6,15 +6,13 @@ the smallest fitting types are used, smallest first, and the log says so.
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tibanna.cost import AwsPriceSource
+from tibanna.backends.aws.pricing import price_source, spot_prices
 from tibanna.exceptions import EC2LaunchException, PricingRetrievalException
 from tibanna.storage.s3 import Clients
 
@@ -22,7 +20,6 @@ log = logging.getLogger(__name__)
 
 CHEAPEST = 10  # upstream's Benchmark returns the 10 cheapest fitting types
 _PRICED_CANDIDATES = 30
-_PRICING_REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
@@ -92,20 +89,9 @@ class Catalogue:
         return sorted(prices, key=lambda name: (prices[name], candidates.index(name)))[:CHEAPEST]
 
     def _spot_prices(self, candidates: list[str]) -> dict[str, float]:
-        """The cheapest zone's current spot price per type: the prices in effect now (StartTime=now
-        gives each (type, zone)'s current price; without it AWS pages through 90 days of history)."""
-        pages = self.clients("ec2").get_paginator("describe_spot_price_history").paginate(
-            InstanceTypes=candidates, ProductDescriptions=["Linux/UNIX"],
-            StartTime=dt.datetime.now(dt.timezone.utc), PaginationConfig={"PageSize": 1000})
-        latest: dict[tuple[str, str], tuple[Any, float]] = {}
-        for entry in (e for page in pages for e in page["SpotPriceHistory"]):  # the latest per (type, zone) ...
-            where = (entry["InstanceType"], entry["AvailabilityZone"])
-            if where not in latest or entry["Timestamp"] > latest[where][0]:
-                latest[where] = (entry["Timestamp"], float(entry["SpotPrice"]))
-        if not latest:
-            raise PricingRetrievalException("Spot price could not be retrieved")
+        """The cheapest zone's current spot price per type."""
         prices: dict[str, float] = {}
-        for (name, _zone), (_when, price) in latest.items():  # ... and the cheapest zone's
+        for (name, _zone), price in spot_prices(self.clients("ec2"), candidates).items():
             prices[name] = min(price, prices.get(name, price))
         return prices
 
@@ -113,10 +99,3 @@ class Catalogue:
         source = price_source(self.clients)
         return {name: source.on_demand(name, self.clients.region) for name in candidates}
 
-
-def price_source(clients: Clients) -> AwsPriceSource:
-    """Prices from the Pricing API (served from us-east-1; tried twice, not ten times) and the spot history."""
-    pricing = clients.session.client(
-        "pricing", region_name=_PRICING_REGION, endpoint_url=clients.endpoint_url,
-        config=clients.config.merge(Config(retries={"mode": "standard", "max_attempts": 2})))
-    return AwsPriceSource(pricing, clients("ec2"), clients.region)

@@ -2,7 +2,7 @@
 
 Everything is created or updated in place under upstream's names: re-running a deploy updates
 the policies, Lambdas (code and configuration) and state machine rather than deleting them.
-The Lambdas carry this package and its wheel, built reproducibly from the installed files.
+The Lambdas carry this package and the agent's bundle, built reproducibly from the installed files.
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from tibanna.storage.s3 import Clients, S3Store, error_code
 
 log = logging.getLogger(__name__)
 
-LAMBDA_RUNTIME = "python3.12"
 LAMBDA_TIMEOUT = 800  # upstream's
 LAMBDA_MEMORY = 256
 IAM_PROPAGATION_SECONDS = 120  # a new role can take this long to become assumable by Lambda
@@ -107,12 +106,14 @@ class Deployer:
         """Create or update these Lambdas from one build of the package."""
         if not usergroup:
             raise UserInputError("usergroup: required to deploy the Lambdas (their roles belong to it)")
-        wheel = build.build_wheel()
-        code = build.build_lambda_zip(wheel)
+        bundle = build.agent_bundle()
+        code = build.build_lambda_zip(bundle)
         environment = {"TIBANNA_VERSION": __version__,
                        "TIBANNA_DEFAULT_STEP_FUNCTION_NAME": names.sfn_name(usergroup, suffix),
                        "AWS_S3_ROLE_NAME": names.role_name(usergroup, names.EC2_ROLE),
-                       "TIBANNA_WHEEL_PATH": wheel.lambda_path, "TIBANNA_WHEEL_SHA256": wheel.sha256}
+                       build.BUNDLE_PATH_ENV: bundle.lambda_path,
+                       build.BUNDLE_SHA256_ENV: bundle.sha256,
+                       build.BUNDLE_ARCHES_ENV: ",".join(bundle.arches), build.BUNDLE_PYTHON_ENV: bundle.python}
         if subnets:
             environment["SUBNETS"] = ",".join(subnets)
         if security_groups:
@@ -122,7 +123,7 @@ class Deployer:
         for kind in kinds:
             function = names.lambda_name(kind, usergroup, suffix)
             config: dict[str, Any] = {
-                "FunctionName": function, "Runtime": LAMBDA_RUNTIME, "Handler": HANDLERS[kind],
+                "FunctionName": function, "Runtime": build.LAMBDA_RUNTIME, "Handler": HANDLERS[kind],
                 "Role": role_arn(self.clients.account, usergroup, kind), "Timeout": LAMBDA_TIMEOUT,
                 "MemorySize": LAMBDA_MEMORY, "Environment": {"Variables": environment}}
             if subnets or security_groups:
@@ -135,7 +136,7 @@ class Deployer:
         """Create or update a Lambda; return once it is Active with its last update applied."""
         client, function = self.clients("lambda"), config["FunctionName"]
         try:
-            client.update_function_code(FunctionName=function, ZipFile=code)
+            client.update_function_code(FunctionName=function, ZipFile=code, Architectures=[build.LAMBDA_ARCH])
         except ClientError as err:
             if error_code(err) != "ResourceNotFoundException":
                 raise
@@ -154,7 +155,7 @@ class Deployer:
         delay = 1.0
         while True:
             try:
-                self.clients("lambda").create_function(Code={"ZipFile": code}, **config)
+                self.clients("lambda").create_function(Code={"ZipFile": code}, Architectures=[build.LAMBDA_ARCH], **config)
                 return
             except ClientError as err:
                 message = err.response.get("Error", {}).get("Message", "")

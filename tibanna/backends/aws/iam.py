@@ -61,6 +61,7 @@ def policy_documents(usergroup: str, buckets: list[str], region: str, account: s
                                    "ec2:CreateLaunchTemplate", "ec2:DeleteLaunchTemplate",
                                    "ec2:DescribeLaunchTemplates", "ec2:DescribeImages", "ec2:DescribeSubnets",
                                    "ec2:DescribeSecurityGroups", "ec2:RequestSpotInstances"], "*"),
+                       _statement(["ssm:GetParameter"], f"arn:aws:ssm:{region}::parameter/aws/service/*"),
                        _statement(["iam:CreateServiceLinkedRole"], "*",
                                   Condition={"StringLike": {"iam:AWSServiceName": "spot.amazonaws.com"}})],
         "pricing": [_statement(["pricing:GetProducts", "pricing:DescribeServices", "pricing:GetAttributeValues",

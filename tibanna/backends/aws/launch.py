@@ -3,7 +3,7 @@
 Upstream's launch, rebuilt: a launch template per launch, one fleet override per
 (instance type x subnet), spot or on-demand, `behavior_on_capacity_limit`, the data volume sized
 from `ebs_size` (GB, or `"<n>x"` the inputs), tags on the instance and its volumes. The user data
-installs the wheel of this very package, checked against its sha256, and starts the agent.
+extracts the agent's bundle that deploy built (checked against its sha256) and starts the agent.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tibanna import __version__, jobspec, protocol
-from tibanna.backends.aws import names
+from tibanna.backends.aws import build, names
 from tibanna.backends.aws.catalogue import Catalogue
 from tibanna.exceptions import EC2InstanceLimitException, EC2InstanceLimitWaitException, EC2LaunchException
 from tibanna.storage.s3 import Clients, S3Store, error_code
@@ -35,7 +35,12 @@ CAPACITY_ERRORS = ("InsufficientInstanceCapacity", "InsufficientCapacity", "Inst
 _DESCRIBE_ATTEMPTS = 10  # DescribeInstances may not know a just-created instance yet
 TEMPLATE_RETRIES = 5
 DATA_DEVICE = "/dev/sdb"
-ROOT_DEVICE = "/dev/sda1"
+# The default image: Amazon's current ECS-optimized Amazon Linux 2023 (docker installed and running),
+# read at launch from its public SSM parameter so it never ages; config.ami_id or ami_per_region win.
+DEFAULT_IMAGE_PARAMETERS = {"x86": "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id",
+                            "Arm": "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"}
+BUNDLE_ARCH = {"x86": "x86_64", "Arm": "aarch64"}  # the catalogue's architectures as `uname -m` says them
+BOOT_URL_SECONDS = 6 * 3600  # how long the bootstrap's pre-signed URLs are valid (boot takes minutes)
 DATA_MOUNT = "/mnt/data1"
 _GIB = 1024 ** 3
 _IP_WAIT_SECONDS = 10
@@ -57,11 +62,24 @@ class Launched:
 
 @dataclass(frozen=True)
 class Bootstrap:
-    """Where the instance finds the wheel to install, and its checksum."""
+    """Where the instance finds the agent's bundle, its checksum, and the architectures it serves."""
 
     bucket: str
     key: str
     sha256: str
+    arches: tuple[str, ...]
+    python: str  # the Python version its compiled files are for
+
+
+@dataclass(frozen=True)
+class BootUrls:
+    """Pre-signed URLs for the bootstrap, which has no AWS client before the bundle is extracted:
+    the bundle, and the log bucket's objects an early failure writes."""
+
+    bundle: str
+    started: str
+    log: str
+    error: str
 
 
 def input_sizes(store: S3Store, args: dict) -> dict[str, int | list[int]]:
@@ -111,82 +129,97 @@ def ebs_size(config: dict, inputs: int | None) -> int:
     size = config.get("ebs_size") or 0
     if isinstance(size, str) and size.endswith("x"):
         size = math.ceil(float(size[:-1]) * (inputs or 0) / _GIB)
-    size = max(int(size), jobspec.MIN_EBS_SIZE_GB)
-    if not config.get("ebs_size_as_is"):
-        size += jobspec.EBS_SIZE_OVERHEAD_GB
-    if size >= jobspec.EBS_SIZE_LIMIT_GB:
-        raise EC2LaunchException(f"EBS size limit (16TB) exceeded: (attempted size: {size})")
-    return size
+    return jobspec.data_volume_gb(int(size), bool(config.get("ebs_size_as_is")))
 
 
-def user_data(jobid: str, log_bucket: str, region: str, shutdown_min: Any, bootstrap: Bootstrap,
+def user_data(jobid: str, log_bucket: str, region: str, shutdown_min: Any, bootstrap: Bootstrap, urls: BootUrls,
               spot: bool) -> str:
-    """The instance's bootstrap script (bash, run as root by cloud-init)."""
-    wheel = bootstrap.key.rsplit("/", 1)[-1]
+    """The instance's bootstrap script (bash, run as root by cloud-init).
+
+    It needs only bash, curl, coreutils, util-linux and the Python version of the bundle (the
+    image's, else its distribution's package). Until the agent's bundle is extracted it has no AWS client, so it reports an
+    early failure through pre-signed URLs; afterwards everything goes through the agent's package.
+    """
     q = shlex.quote
     return f"""#!/bin/bash
-# Tibanna {__version__}: job {jobid}. Installs this package's own wheel (sha256-checked) and runs its agent.
+# Tibanna {__version__}: job {jobid}. Runs the agent of the bundle deploy built (sha256-checked).
 set -u
-export JOBID={q(jobid)} LOGBUCKET={q(log_bucket)} AWS_DEFAULT_REGION={q(region)} SHUTDOWN_MIN={q(str(shutdown_min))}
-WHEEL_URL={q(f"s3://{bootstrap.bucket}/{bootstrap.key}")} WHEEL_SHA256={q(bootstrap.sha256)} WHEEL=/opt/tibanna/{q(wheel)}
-LOG=/var/log/tibanna-bootstrap.log
+export JOBID={q(jobid)} LOGBUCKET={q(log_bucket)} AWS_DEFAULT_REGION={q(region)}
+SHUTDOWN_MIN={q(str(shutdown_min))} BUNDLE_SHA256={q(bootstrap.sha256)} PYTHON=python{q(bootstrap.python)}
+BUNDLE_URL={q(urls.bundle)}
+STARTED_URL={q(urls.started)}
+LOG_URL={q(urls.log)}
+ERROR_URL={q(urls.error)}
+OPT=/opt/tibanna DATA={DATA_MOUNT} LOG=/var/log/tibanna-bootstrap.log
+mkdir -p "$OPT"
 exec >>"$LOG" 2>&1
-# Boot timestamps (epoch seconds) for the boot-to-command figure: boot, python, agent_installed.
+# Boot timestamps (epoch seconds) for the boot-to-command figure.
 stamp() {{ echo "tibanna-boot $1 $(date +%s.%N)"; }}
 stamp boot
 finish() {{ shutdown -h "$([ "$SHUTDOWN_MIN" = now ] && echo now || echo "+$SHUTDOWN_MIN")"; }}
-fail() {{
+put() {{ curl -sfS --retry 3 -X PUT --upload-file "$2" "$1"; }}
+fail() {{  # before the agent could end the job itself: the bootstrap log becomes the job's log
   echo "bootstrap failed: $*"
-  aws s3 cp "$LOG" "s3://$LOGBUCKET/$JOBID.log"
-  aws s3 cp - "s3://$LOGBUCKET/$JOBID.error" </dev/null
+  put "$STARTED_URL" /dev/null; put "$LOG_URL" "$LOG"; put "$ERROR_URL" /dev/null
   finish; exit 1
 }}
-imds() {{
-  local token
-  token=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 300")
-  curl -sf -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
-}}
-aws s3 cp - "s3://$LOGBUCKET/$JOBID.job_started" </dev/null || fail "cannot write to s3://$LOGBUCKET"
-# The data volume: the disk with neither a file system nor a mount point, at {DATA_MOUNT} (and /data1).
-root_disk=$(lsblk -no PKNAME "$(findmnt -no SOURCE /)")
-for disk in $(lsblk -dno NAME); do
-  [ "$disk" = "$root_disk" ] && continue
-  if [ -z "$(lsblk -no FSTYPE,MOUNTPOINT "/dev/$disk" | tr -d '[:space:]')" ]; then
-    mkfs -t ext4 "/dev/$disk" && mkdir -p {DATA_MOUNT} && mount "/dev/$disk" {DATA_MOUNT} && break
-  fi
-done
-mountpoint -q {DATA_MOUNT} || fail "no data volume found"
-ln -sfn {DATA_MOUNT} /data1
-# A Python >= 3.11: the AMI's, else the distribution's, else uv's.
-PY=""
-for candidate in python3.13 python3.12 python3.11; do command -v $candidate >/dev/null && PY=$candidate && break; done
-if [ -z "$PY" ]; then
-  (apt-get update -q && apt-get install -yq python3.12-venv || dnf install -y python3.12 || yum install -y python3.12) \\
-    && PY=python3.12
+# The bundle's Python version (its compiled files are built for it): the image's, else its distribution's.
+if ! command -v "$PYTHON" >/dev/null; then  # e.g. Amazon Linux 2023: Python 3.9, 3.11 and 3.12 in its repository
+  dnf install -y -q "$PYTHON" || (apt-get update -q && apt-get install -y -q "$PYTHON")
 fi
-if [ -z "$PY" ] || ! command -v "$PY" >/dev/null; then
-  python3 -m pip install -q uv && python3 -m uv python install 3.12 && PY="$(python3 -m uv python find 3.12)"
-fi
-[ -n "$PY" ] || fail "no Python 3.11+"
+PY=$PYTHON
+command -v "$PY" >/dev/null || fail "no $PYTHON on this image or in its distribution"
 stamp python
-mkdir -p /opt/tibanna
-aws s3 cp "$WHEEL_URL" "$WHEEL" || fail "cannot download $WHEEL_URL"
-echo "$WHEEL_SHA256  $WHEEL" | sha256sum -c - || fail "checksum mismatch for $WHEEL"
-"$PY" -m venv /opt/tibanna/venv && /opt/tibanna/venv/bin/pip install -q "$WHEEL[aws]" || fail "cannot install $WHEEL"
+curl -sfS --retry 5 -o "$OPT/agent.zip" "$BUNDLE_URL" || fail "cannot download the agent's bundle"
+echo "$BUNDLE_SHA256  $OPT/agent.zip" | sha256sum -c - || fail "the agent's bundle does not match its checksum"
+"$PY" - "$OPT/agent.zip" "$OPT" "$(uname -m)" <<'EXTRACT' || fail "cannot extract the agent's bundle"
+import json, sys, zipfile
+from pathlib import Path
+bundle, opt, arch = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+with zipfile.ZipFile(bundle) as archive:
+    for name in archive.namelist():
+        tree, _, path = name.partition("/")
+        if tree in ("{build.PURE}", arch) and path and not name.endswith("/"):
+            (opt / "site" / path).parent.mkdir(parents=True, exist_ok=True)
+            (opt / "site" / path).write_bytes(archive.read(name))
+    scripts = json.loads(archive.read("{build.MANIFEST}"))["scripts"]
+(opt / "bin").mkdir(exist_ok=True)
+for name, target in scripts.items():
+    module, _, function = target.partition(":")
+    script = opt / "bin" / name
+    script.write_text(f"#!{{sys.executable}}\\nimport sys\\nfrom {{module}} import {{function.split('.')[0]}}\\n"
+                      f"sys.exit({{function}}())\\n")
+    script.chmod(0o755)
+EXTRACT
+export PYTHONPATH="$OPT/site" PATH="$OPT/bin:$PATH"
 stamp agent_installed
-{_spot_watcher() if spot else ""}/opt/tibanna/venv/bin/python -m tibanna.agent --jobid "$JOBID" --log-bucket "$LOGBUCKET" \\
-  --workdir {DATA_MOUNT} --store s3 --metrics-interval 60 --log-upload-interval 60 --cloudwatch --container-runtime docker
+# The data volume: the disk whose NVMe serial is its EBS volume id (Xen names it after the mapping).
+volume=$("$PY" -m tibanna.agent.instance volume {DATA_DEVICE}) || volume=""
+disk=""
+[ -n "$volume" ] && disk=$(lsblk -dno NAME,SERIAL | awk -v serial="${{volume//-/}}" '$2 == serial {{print $1; exit}}')
+if [ -z "$disk" ]; then
+  for name in xvdb sdb; do [ -b "/dev/$name" ] && disk=$name && break; done
+fi
+[ -n "$disk" ] || fail "no disk is the data volume ${{volume:-at {DATA_DEVICE}}}"
+mkfs -t ext4 -q "/dev/$disk" && mkdir -p "$DATA" && mount "/dev/$disk" "$DATA" || fail "cannot mount $volume"
+# /data1 is the job folder itself, so upstream's /data1 paths work as they are.
+mkdir -p "$DATA/data1" /data1 && mount --bind "$DATA/data1" /data1 || fail "cannot bind the job folder at /data1"
+stamp volume
+{_spot_watcher() if spot else ""}"$PY" -m tibanna.agent --jobid "$JOBID" --log-bucket "$LOGBUCKET" --workdir "$DATA" --store s3 \\
+  --metrics-interval 60 --log-upload-interval 60 --cloudwatch --container-runtime docker
+status=$?
+if [ $status -ne 0 ]; then
+  "$PY" -m tibanna.agent.instance crashed --jobid "$JOBID" --log-bucket "$LOGBUCKET" --workdir "$DATA" \\
+    --status $status --bootstrap-log "$LOG" || fail "the agent exited with status $status"
+fi
+stamp done
 finish
 """
 
 
 def _spot_watcher() -> str:
-    """Every 30 s, ask IMDS for a spot interruption notice; on one, write `<jobid>.spot_failure` once."""
-    return ("( while sleep 30; do\n"
-            "    if imds spot/instance-action >/dev/null; then\n"
-            f"      aws s3 cp - \"s3://$LOGBUCKET/$JOBID{protocol.SPOT_FAILURE}\" </dev/null; break\n"
-            "    fi\n"
-            "  done ) &\n")
+    """In the background: on a spot interruption notice, `<jobid>.spot_failure` once."""
+    return '"$PY" -m tibanna.agent.instance watch-spot --jobid "$JOBID" --log-bucket "$LOGBUCKET" &\n'
 
 
 class Launcher:
@@ -219,7 +252,7 @@ class Launcher:
                                                 self.config.get("EBS_optimized") is True)
 
     def overrides(self, types: list[str]) -> list[dict]:
-        """One fleet override per (type x subnet), each with the AMI of the type's architecture."""
+        """One fleet override per (type x subnet), each with the image of the type's architecture."""
         shapes = Catalogue(self.clients).types(types)
         missing = [t for t in types if t not in shapes]
         if missing:
@@ -228,15 +261,58 @@ class Launcher:
         subnets = [subnets] if isinstance(subnets, str) else list(subnets)
         found = []
         for name in types:
-            image = self.config.get("ami_id") or self.config["ami_per_region"].get(shapes[name].arch, {}).get(
-                self.clients.region)
-            if not image:
-                raise EC2LaunchException(f"No AMI found for {name} ({shapes[name].arch}) in {self.clients.region}")
+            arch = shapes[name].arch
+            if BUNDLE_ARCH.get(arch) not in self.bootstrap.arches:
+                raise EC2LaunchException(
+                    f"config.instance_type: {name} is {arch}, and the agent's bundle deployed holds compiled files "
+                    f"for {', '.join(self.bootstrap.arches) or 'no architecture'} only; redeploy where pip can "
+                    f"fetch {BUNDLE_ARCH.get(arch, arch)} wheels, or choose another instance type")
+            image = self.config.get("ami_id") or (self.config.get("ami_per_region") or {}).get(arch, {}).get(
+                self.clients.region) or self._default_image(arch)
             for subnet in subnets or [None]:
                 found.append({"InstanceType": name, "ImageId": image} | ({"SubnetId": subnet} if subnet else {}))
         return found
 
-    def template_data(self, size: int, spot: bool) -> dict:
+    def _default_image(self, arch: str) -> str:
+        """The current image of Amazon's public SSM parameter for this architecture."""
+        parameter = DEFAULT_IMAGE_PARAMETERS.get(arch)
+        if parameter is None:
+            raise EC2LaunchException(f"config.ami_id: no default image for architecture {arch}; give one")
+        try:
+            return self.clients("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+        except ClientError as err:
+            raise EC2LaunchException(f"config.ami_id: cannot read the default image of {arch} from SSM "
+                                     f"({parameter}): {error_code(err)}") from err
+
+    def root_device(self, images: set[str]) -> str:
+        """The root device name of the images (DescribeImages), which the root volume's mapping must use."""
+        try:
+            found = self.ec2.describe_images(ImageIds=sorted(images))["Images"]
+        except ClientError as err:
+            raise EC2LaunchException(f"config.ami_id: {', '.join(sorted(images))}: {error_code(err)}") from err
+        unknown = images - {image["ImageId"] for image in found}
+        if unknown:
+            raise EC2LaunchException(f"config.ami_id: {', '.join(sorted(unknown))} not found in {self.clients.region}")
+        devices = {image["RootDeviceName"] for image in found}
+        if len(devices) > 1:
+            raise EC2LaunchException(f"config.instance_type: the images of these types have different root devices "
+                                     f"({', '.join(sorted(devices))}); list types of one architecture")
+        return devices.pop()
+
+    def boot_urls(self) -> BootUrls:
+        """Pre-signed GET of the bundle and PUTs of the log bucket's `.job_started`, `.log` and `.error`."""
+        s3, bucket = self.clients("s3"), self.config["log_bucket"]
+
+        def signed(method: str, bucket_name: str, key: str) -> str:
+            return s3.generate_presigned_url(method, Params={"Bucket": bucket_name, "Key": key},
+                                             ExpiresIn=BOOT_URL_SECONDS)
+
+        return BootUrls(bundle=signed("get_object", self.bootstrap.bucket, self.bootstrap.key),
+                        **{field: signed("put_object", bucket, protocol.key(self.jobid, suffix))
+                           for field, suffix in (("started", protocol.JOB_STARTED), ("log", protocol.LOG),
+                                                 ("error", protocol.ERROR))})
+
+    def template_data(self, size: int, spot: bool, root_device: str) -> dict:
         cfg = self.config
         data_volume: dict[str, Any] = {"VolumeSize": size, "VolumeType": cfg.get("ebs_type") or "gp3",
                                        "DeleteOnTermination": True}
@@ -247,7 +323,7 @@ class Launcher:
         tags = [{"Key": "Name", "Value": names.instance_name(self.jobid)},
                 {"Key": "Type", "Value": names.INSTANCE_TYPE_TAG}]
         script = user_data(self.jobid, cfg["log_bucket"], self.clients.region, cfg.get("shutdown_min", "now"),
-                           self.bootstrap, spot)
+                           self.bootstrap, self.boot_urls(), spot)
         data: dict[str, Any] = {
             "IamInstanceProfile": {"Arn": f"arn:aws:iam::{self.clients.account}:instance-profile/"
                                           f"{self.instance_profile}"},
@@ -255,8 +331,9 @@ class Launcher:
             "InstanceInitiatedShutdownBehavior": "terminate", "DisableApiTermination": False,
             "BlockDeviceMappings": [
                 {"DeviceName": DATA_DEVICE, "Ebs": data_volume},
-                {"DeviceName": ROOT_DEVICE, "Ebs": {"VolumeSize": int(cfg.get("root_ebs_size") or 10),
-                                                    "VolumeType": "gp3", "DeleteOnTermination": True}}],
+                {"DeviceName": root_device, "Ebs": {
+                    "VolumeSize": int(cfg.get("root_ebs_size") or jobspec.DEFAULT_ROOT_EBS_SIZE),
+                    "VolumeType": "gp3", "DeleteOnTermination": True}}],
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
             "TagSpecifications": [{"ResourceType": kind, "Tags": tags} for kind in ("instance", "volume")],
         }
@@ -278,12 +355,13 @@ class Launcher:
         spot = bool(self.config.get("spot_instance"))
         behaviour = self.config.get("behavior_on_capacity_limit") or "fail"
         overrides = self.overrides(self.instance_types())
+        root_device = self.root_device({override["ImageId"] for override in overrides})
         inputs = input_bytes(input_sizes(self.store, self.args)) \
             if str(self.config.get("ebs_size", "")).endswith("x") else None
         size = ebs_size(self.config, inputs)
         template_failures = 0
         while True:
-            errors, instance_id = self._create_fleet(overrides, size, spot)
+            errors, instance_id = self._create_fleet(overrides, size, spot, root_device)
             if instance_id:
                 return self._describe(instance_id)
             codes = {e.get("ErrorCode", "") for e in errors}
@@ -305,10 +383,11 @@ class Launcher:
                                                 f"option or try it later: {detail}")
             raise EC2LaunchException(f"Unexpected result from create_fleet command: {detail or 'no instance'}")
 
-    def _create_fleet(self, overrides: list[dict], size: int, spot: bool) -> tuple[list[dict], str | None]:
+    def _create_fleet(self, overrides: list[dict], size: int, spot: bool,
+                      root_device: str) -> tuple[list[dict], str | None]:
         """One fleet request with a throw-away launch template; (errors, instance id)."""
         template = names.LAUNCH_TEMPLATE_PREFIX + "".join(secrets.choice(string.ascii_lowercase) for _ in range(8))
-        self.ec2.create_launch_template(LaunchTemplateName=template, LaunchTemplateData=self.template_data(size, spot))
+        self.ec2.create_launch_template(LaunchTemplateName=template, LaunchTemplateData=self.template_data(size, spot, root_device))
         try:
             fleet = self.ec2.create_fleet(
                 Type="instant",

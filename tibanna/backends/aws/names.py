@@ -1,13 +1,24 @@
-"""Upstream's resource names (docs/design.md 3.5): what users already see in their account."""
+"""Upstream's resource names (docs/design.md 3.5): what users already see in their account.
+
+AWS code reads every name from here: the step function and Lambda names both backends share are
+defined in tibanna/names.py and taken from there; the rest (IAM, DynamoDB, tags) only AWS has.
+"""
 from __future__ import annotations
 
-SFN_PREFIX = "tibanna_unicorn"
-RUN_TASK = "run_task_awsem"
-CHECK_TASK = "check_task_awsem"
-UPDATE_COST = "update_cost_awsem"
-LAMBDAS = (RUN_TASK, CHECK_TASK)  # the unicorn's, which deploy_core('all') deploys
-ALL_LAMBDAS = (*LAMBDAS, UPDATE_COST)  # and the cost updater's (deploy_unicorn(deploy_costupdater=True))
-COSTUPDATER_SUFFIX = "_costupdater"
+from tibanna.names import (  # noqa: F401  (the shared names, read through this module by AWS code)
+    ALL_LAMBDAS,
+    CHECK_TASK,
+    COSTUPDATER_SUFFIX,
+    DEFAULT_SFN,
+    LAMBDAS,
+    RUN_TASK,
+    SFN_PREFIX,
+    UPDATE_COST,
+    costupdater_name,
+    lambda_name,
+    sfn_name,
+)
+
 TABLE = "tibanna-master"
 TABLE_KEY = "Job Id"
 # Our addition to upstream's table: jobs of a step function by submission time (stat, purge).
@@ -16,7 +27,7 @@ SFN_INDEX = "StepFunction-TimeStamp"
 INSTANCE_NAME_PREFIX = "awsem-"
 INSTANCE_TYPE_TAG = "awsem"
 LAUNCH_TEMPLATE_PREFIX = "TibannaLaunchTemplate_"
-WHEEL_PREFIX = "tibanna_bootstrap/"
+BOOTSTRAP_PREFIX = "tibanna_bootstrap/"  # the agent bundles in a log bucket, by sha256
 MAX_RUN_NAME = 80  # Step Functions' limit on an execution name
 
 # Policies (tibanna_<group>_<name>); ec2_launch, lambdainvoke and ecr_read replace upstream's
@@ -39,26 +50,6 @@ GROUP_POLICIES = ("bucket_access", "ec2_desc", "cw_metric", "dynamodb", "ec2_ter
                   "cloudwatchlogs")
 ROLE_SERVICES = {EC2_ROLE: "ec2.amazonaws.com", STATES_ROLE: "states.amazonaws.com",
                  **{kind: "lambda.amazonaws.com" for kind in ALL_LAMBDAS}}
-
-
-def suffix(sfx: str | None, usergroup: str | None) -> str:
-    """Upstream's create_tibanna_suffix: `_<group>_<suffix>`, `_<suffix>`, `_<group>` or ''."""
-    return "".join(f"_{part}" for part in (usergroup, sfx) if part)
-
-
-def sfn_name(usergroup: str | None, sfx: str | None = None) -> str:
-    """`tibanna_unicorn[_<group>][_<suffix>]`."""
-    return SFN_PREFIX + suffix(sfx, usergroup)
-
-
-def costupdater_name(sfn: str) -> str:
-    """`<sfn>_costupdater`: the cost updater of a unicorn."""
-    return sfn + COSTUPDATER_SUFFIX
-
-
-def lambda_name(kind: str, usergroup: str | None, sfx: str | None = None) -> str:
-    """`run_task_awsem[_<group>][_<suffix>]`, `check_task_awsem...` or `update_cost_awsem...`."""
-    return kind + suffix(sfx, usergroup)
 
 
 def prefix(usergroup: str) -> str:

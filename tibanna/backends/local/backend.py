@@ -4,32 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from tibanna import __version__, protocol, secret_env
-from tibanna.backends.base import Backend, JobRecord
+from tibanna import __version__, protocol, secret_env, settings
+from tibanna.backends.base import Backend, JobRecord, refuse_denied_buckets
 from tibanna.backends.local.finalize import kill_job
-from tibanna.backends.local.home import Home, tibanna_home
+from tibanna.backends.local.home import Home
 from tibanna.backends.local.index import LISTING_COLUMNS, Index, record_from_row
 from tibanna.backends.local.launcher import ensure_running
 from tibanna.backends.local.resources import reservation
 from tibanna.exceptions import UserInputError
+from tibanna.names import DEFAULT_SFN, LAMBDAS, lambda_name, sfn_name
 from tibanna.storage import LocalStore
 
 log = logging.getLogger(__name__)
-
-BUILTIN_SFN = "tibanna_unicorn"
-SFN_PREFIX = "tibanna_unicorn"
-CORE_NAMES = ("run_task_awsem", "check_task_awsem")
-
-
-def sfn_name(usergroup: str, suffix: str | None) -> str:
-    """`tibanna_unicorn[_<group>][_<suffix>]`, upstream's naming."""
-    return SFN_PREFIX + "".join(f"_{part}" for part in (usergroup, suffix) if part)
 
 
 class LocalBackend(Backend):
@@ -40,7 +31,7 @@ class LocalBackend(Backend):
     account = "000000000000"
 
     def __init__(self, home: Path | str | None = None) -> None:
-        self.home = Home(Path(home) if home else tibanna_home())
+        self.home = Home(Path(home) if home else settings.TIBANNA_HOME.path())
         self.index = Index(self.home.index_path)
         self.store = LocalStore(self.home.buckets)
         self.config_path = self.home.root / "config"
@@ -53,21 +44,17 @@ class LocalBackend(Backend):
             return {}
 
     def default_sfn(self) -> str:
-        return (os.environ.get("TIBANNA_DEFAULT_STEP_FUNCTION_NAME") or self._config().get("default_sfn")
-                or BUILTIN_SFN)
+        return (settings.TIBANNA_DEFAULT_STEP_FUNCTION_NAME.get() or self._config().get("default_sfn")
+                or DEFAULT_SFN)
 
     def check_sfn(self, sfn: str, buckets: Iterable[str]) -> None:
-        if sfn == BUILTIN_SFN:
+        if sfn == DEFAULT_SFN:
             return
         row = self.index.sfn(sfn)
         if row is None:
-            known = ", ".join([BUILTIN_SFN] + [r["name"] for r in self.index.sfns()])
+            known = ", ".join([DEFAULT_SFN] + [r["name"] for r in self.index.sfns()])
             raise UserInputError(f"sfn: step function {sfn!r} does not exist (known: {known})")
-        allowed = set(json.loads(row["buckets"])) if row["buckets"] is not None else None
-        denied = sorted(set(buckets) - allowed) if allowed is not None else []
-        if denied:
-            raise UserInputError(f"step function {sfn!r} may not use bucket(s) {', '.join(denied)} "
-                                 f"(its usergroup has access to: {', '.join(sorted(allowed)) or 'none'})")
+        refuse_denied_buckets(sfn, buckets, json.loads(row["buckets"]) if row["buckets"] is not None else None)
 
     # Jobs ---------------------------------------------------------------------------------------
     def submit(self, jobs: list[dict], *, rerun_of: str | None = None,
@@ -131,7 +118,7 @@ class LocalBackend(Backend):
         kill_job(self.index, self.store, record.jobid, soft)
 
     def list_sfns(self, counts: bool = False) -> list[dict[str, Any]]:
-        rows = [{"name": BUILTIN_SFN, "creation_date": None, "usergroup": "", "buckets": None,
+        rows = [{"name": DEFAULT_SFN, "creation_date": None, "usergroup": "", "buckets": None,
                  "core_version": __version__}]
         for r in self.index.sfns():
             rows.append({"name": r["name"], "creation_date": r["created"], "usergroup": r["usergroup"],
@@ -145,7 +132,7 @@ class LocalBackend(Backend):
 
     # Metrics and cost ------------------------------------------------------------------------
     def price_source(self):
-        from tibanna.cost import LocalPriceSource
+        from tibanna.backends.local.prices import LocalPriceSource
 
         return LocalPriceSource.from_home(self.home.root)
 
@@ -191,15 +178,15 @@ class LocalBackend(Backend):
 
     def deploy_core(self, name: str, suffix: str | None = None, usergroup: str = "",
                     subnets: list[str] | None = None, security_groups: list[str] | None = None) -> list[str]:
-        names = {"all": CORE_NAMES, "unicorn": CORE_NAMES}.get(name, (name,))
-        unknown = [n for n in names if n not in CORE_NAMES]
+        kinds = LAMBDAS if name in ("all", "unicorn") else (name,)
+        unknown = [kind for kind in kinds if kind not in LAMBDAS]
         if unknown:
-            raise UserInputError(f"name: {unknown[0]!r} is not one of all, unicorn, {', '.join(CORE_NAMES)}")
+            raise UserInputError(f"name: {unknown[0]!r} is not one of all, unicorn, {', '.join(LAMBDAS)}")
         sfn = sfn_name(usergroup, suffix)
-        if sfn != BUILTIN_SFN:
+        if sfn != DEFAULT_SFN:
             if not self.index.mark_core_deployed(sfn, __version__):
                 raise UserInputError(f"usergroup/suffix: step function {sfn!r} does not exist; deploy it first")
-        return [n + (f"_{usergroup}" if usergroup else "") + (f"_{suffix}" if suffix else "") for n in names]
+        return [lambda_name(kind, usergroup, suffix) for kind in kinds]
 
     def users(self) -> list[dict[str, str]]:
         return [{"user": r["user"], "usergroup": r["usergroup"]} for r in self.index.users()]

@@ -1,13 +1,7 @@
 """The paths of one TIBANNA_HOME: the index, the buckets, the job folders, the supervisor's files."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-
-def tibanna_home() -> Path:
-    """TIBANNA_HOME, else ~/.tibanna."""
-    return Path(os.environ.get("TIBANNA_HOME") or Path.home() / ".tibanna").expanduser()
 
 
 class Home:

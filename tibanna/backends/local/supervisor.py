@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from tibanna import exceptions, protocol
+from tibanna import exceptions, protocol, settings
 from tibanna.backends.local.finalize import finalize
 from tibanna.backends.local.home import Home
 from tibanna.backends.local.index import Index
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
 SWEEP_SECONDS = 10.0
-IDLE_EXIT_SECONDS = float(os.environ.get("TIBANNA_SUPERVISOR_IDLE_SECONDS", "30"))
+IDLE_EXIT_SECONDS = settings.TIBANNA_SUPERVISOR_IDLE_SECONDS.seconds()
 
 
 class Supervisor:

@@ -14,24 +14,22 @@ import copy
 import datetime as dt
 import json
 import logging
-import os
 from typing import Any, NoReturn
 
 from botocore.exceptions import ClientError
 
-from tibanna import protocol
+from tibanna import protocol, settings
 from tibanna.backends.aws import callback, index as idx, lambdas, names, statemachine
 from tibanna.backends.aws.backend import AWSBackend
 from tibanna.exceptions import (AWSEMJobErrorException, EC2IdleException, EC2StartingException,
                                 EC2UnintendedTerminationException, JobAbortedException, StillRunningException,
                                 job_error_message)
+from tibanna.samples import read_samples_tsv
 from tibanna.storage.s3 import error_code
 
 log = logging.getLogger(__name__)
 
 BOOT_TIMEOUT = dt.timedelta(minutes=10)
-IDLE_WINDOW = dt.timedelta(hours=1)
-IDLE_WINDOW_ENV = "TIBANNA_IDLE_WINDOW_SECONDS"  # the Lambda's setting, for a shorter window than upstream's
 IDLE_CPU_PERCENT = 1.0
 IDLE_READ_BYTES = 1000
 GONE_STATES = ("shutting-down", "terminated", "stopping", "stopped")
@@ -132,8 +130,7 @@ def check_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None)
 
 def idle_window() -> dt.timedelta:
     """How long a started job may show no activity before it is ended as idle (an hour, as upstream)."""
-    seconds = os.environ.get(IDLE_WINDOW_ENV)
-    return dt.timedelta(seconds=float(seconds)) if seconds else IDLE_WINDOW
+    return dt.timedelta(seconds=settings.TIBANNA_IDLE_WINDOW_SECONDS.seconds() or 0.0)
 
 
 class _Check:
@@ -174,18 +171,14 @@ class _Check:
     def recent_activity(self, window: dt.timedelta) -> tuple[float | None, int]:
         """Max CPU % and bytes read over the window, from the agent's samples; (None, 0) unless the
         samples cover the whole window (sampling began before it and goes on within it)."""
-        text = self.backend.store.get_text(self.log_bucket, protocol.key(self.jobid, protocol.METRICS_SAMPLES)) or ""
+        text = self.backend.store.get_text(self.log_bucket, protocol.key(self.jobid, protocol.METRICS_SAMPLES))
         since = (self.now - window).timestamp()
-        columns = protocol.SAMPLE_COLUMNS
-        rows = [line.split("\t") for line in text.splitlines()[1:] if line.strip()]
-        rows = [r for r in rows if len(r) == len(columns)]
-        times = [float(r[columns.index("time")]) for r in rows]
-        recent = [r for r, t in zip(rows, times) if t >= since]
-        if not recent or min(times) >= since:
+        samples = [s for s in read_samples_tsv(text) if s.cpu_percent is not None and s.read_bytes is not None]
+        recent = [s for s in samples if s.time >= since]
+        if not recent or samples[0].time >= since:
             return None, 0
-        cpu = max(float(r[columns.index("cpu_percent")]) for r in recent)
-        reads = [int(r[columns.index("read_bytes")]) for r in recent]
-        return cpu, max(reads) - min(reads)
+        reads = [int(s.read_bytes) for s in recent]
+        return max(s.cpu_percent for s in recent), max(reads) - min(reads)
 
 
 def spot_interrupted(backend: AWSBackend, event: dict) -> NoReturn:

@@ -10,8 +10,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tibanna import jobspec, protocol
-from tibanna.backends.aws import index as idx, lambdas, names
+from tibanna import jobspec, protocol, settings
+from tibanna.backends.aws import build, index as idx, lambdas, names
 from tibanna.backends.aws.backend import AWSBackend
 from tibanna.backends.aws.launch import Bootstrap, Launcher
 from tibanna.exceptions import (DependencyFailedException, DependencyStillRunningException, EC2LaunchException,
@@ -29,7 +29,7 @@ def handler(event: dict, context: Any = None) -> dict:
 
 def run_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None) -> dict:
     """The execution's input with `config.instance_id/instance_ip/availability_zone/start_time` added."""
-    job = jobspec.parse(event, jobid=event.get("jobid"))
+    job = jobspec.parse(event, jobid=event.get("jobid"), **settings.description_defaults())
     jobid, config = job["jobid"], job["config"]
     store = backend.store
     with lambdas.job_ends_on_failure(store, jobid, config["log_bucket"]):
@@ -40,7 +40,7 @@ def run_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None) -
             store.put_bytes(config["log_bucket"], protocol.key(jobid, protocol.RUN_JSON),
                             protocol.dump_json(protocol.build_run_json(job)))
         launcher = Launcher(backend.clients, store, job, bootstrap(store, config["log_bucket"]),
-                            os.environ.get("AWS_S3_ROLE_NAME") or "S3_access")
+                            str(settings.AWS_S3_ROLE_NAME.get()))
         launched = launcher.launch()
         config.update(instance_id=launched.instance_id, instance_ip=launched.instance_ip,
                       availability_zone=launched.availability_zone, start_time=protocol.now_stamp(now))
@@ -71,15 +71,16 @@ def check_dependency(backend: AWSBackend, dependency: dict) -> None:
 
 
 def bootstrap(store: S3Store, bucket: str) -> Bootstrap:
-    """Put this Lambda's wheel (checked against its sha256) in the log bucket, where the instance reads it."""
-    path, sha256 = Path(os.environ["TIBANNA_WHEEL_PATH"]), os.environ["TIBANNA_WHEEL_SHA256"]
-    key = f"{names.WHEEL_PREFIX}{sha256}/{path.name}"
+    """Put this Lambda's agent bundle (checked against its sha256) in the log bucket, where the instance reads it."""
+    path, sha256 = Path(os.environ[build.BUNDLE_PATH_ENV]), os.environ[build.BUNDLE_SHA256_ENV]
+    arches = tuple(os.environ[build.BUNDLE_ARCHES_ENV].split(","))
+    key = f"{names.BOOTSTRAP_PREFIX}{sha256}/{path.name}"
     if not store.exists(bucket, key):
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() != sha256:
-            raise EC2LaunchException(f"the agent's wheel {path.name} does not match its sha256; redeploy")
+            raise EC2LaunchException(f"the agent's bundle {path.name} does not match its sha256; redeploy")
         try:
             store.put_bytes(bucket, key, data)
         except ClientError as err:
             raise EC2LaunchException(f"cannot upload the agent to s3://{bucket}/{key}: {error_code(err)}") from err
-    return Bootstrap(bucket, key, sha256)
+    return Bootstrap(bucket, key, sha256, arches, os.environ[build.BUNDLE_PYTHON_ENV])

@@ -14,9 +14,9 @@ from botocore.exceptions import ClientError
 from tibanna import protocol
 from tibanna.backends.aws import lambdas
 from tibanna.backends.aws.backend import AWSBackend
-from tibanna.cost import update_cost_tsv
 from tibanna.exceptions import TibannaError
 from tibanna.metrics import job_info, plot_metrics_to_store
+from tibanna.metrics.report_tsv import update_cost_tsv
 
 log = logging.getLogger(__name__)
 
