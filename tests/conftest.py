@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
 from dockerd import DockerDaemon, DockerUnavailable
-from jobhelpers import free_port
+from jobhelpers import free_port, kill_supervisor
 
 if TYPE_CHECKING:
     from service_models import Violations
@@ -28,12 +27,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TIBANNA_HOME", str(root))
     monkeypatch.delenv("TIBANNA_DEFAULT_STEP_FUNCTION_NAME", raising=False)  # no test sees another's default
     yield root
-    pid_file = root / "supervisor.pid"
-    if pid_file.exists():
-        try:
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
+    kill_supervisor(root)
 
 
 @pytest.fixture

@@ -2,11 +2,23 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
+from pathlib import Path
 
 import psutil
 import pytest
+
+
+def kill_supervisor(home: Path) -> None:
+    """SIGKILL a TIBANNA_HOME's supervisor, if one started there, so that no test leaves one behind."""
+    pid_file = home / "supervisor.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):

@@ -77,7 +77,7 @@ def cmd_run_batch_workflows(a):
 
 def cmd_stat(a):
     rows = _api().stat(sfn=a.sfn, status=a.status, verbose=a.long, n=a.nlines, job_ids=a.job_ids)
-    from tibanna.core import LONG_COLUMNS, SHORT_COLUMNS
+    from tibanna.views import LONG_COLUMNS, SHORT_COLUMNS
 
     columns = LONG_COLUMNS if a.long else SHORT_COLUMNS
     print("\t".join(STAT_HEADERS.get(c, c) for c in columns))

@@ -1,8 +1,12 @@
 """Upstream Tibanna's exception names: they are the error names users see in status and logs.
 
-Every error the project raises derives from `TibannaError`, so callers can catch one class.
+Every error the project raises derives from `TibannaError`, so callers can catch one class; a
+job that did not succeed becomes the exception of its error name (`job_error`), labelled as
+upstream labels a failed job's log (`job_error_message`).
 """
 from __future__ import annotations
+
+from typing import Any
 
 
 class TibannaError(Exception):
@@ -112,3 +116,19 @@ def job_error_message(jobid: str, log_text: str, custom_errors: list[dict] | Non
             matched = " ".join(match.group(0).split())
             return f"{spec['error_type']}: {matched}. {hint}"
     return f"Job encountered an error check log using tibanna log --job-id={jobid} [--sfn=stepfunction]"
+
+
+def job_error(job: dict[str, Any], log_text: str = "", log_tail: int = 20) -> TibannaError:
+    """The exception of a job that did not succeed (an `API.jobs` dict): its own class by error name
+    (TibannaError for an unknown or missing name), with its status, cause and the last `log_tail`
+    lines of `log_text`."""
+    error_class = globals().get(job.get("error") or "")
+    if not (isinstance(error_class, type) and issubclass(error_class, TibannaError)):
+        error_class = TibannaError
+    message = f"job {job['jobid']} {job['status']}"
+    message += f" with {job['error']}" if job.get("error") else ""
+    message += f": {job['cause']}" if job.get("cause") else ""
+    tail = log_text.splitlines()[-log_tail:] if log_tail > 0 else []
+    if tail:
+        message += f"\nlast {len(tail)} lines of its log:\n" + "\n".join(tail)
+    return error_class(message)

@@ -67,6 +67,15 @@ def output_files(postrun: dict) -> dict:
     return postrun["Job"]["Output"]["Output files"]
 
 
+def uploaded(home: Path, postrun: dict, argname: str, key: str, data: bytes) -> dict:
+    """Check that output `argname` reached `key` in out-bucket holding `data`, as its postrun record
+    says (target, md5sum); returns the record."""
+    assert output(home, key) == data
+    record = output_files(postrun)[argname]
+    assert (record["target"], record["md5sum"]) == (key, md5(data))
+    return record
+
+
 GZ = gzip.compress(b"@read1\nACGT\n+\nIIII\n", mtime=0)
 MD5_REPORT = f"{md5(GZ)}  -\n".encode()  # md5sum of the gz bytes themselves, read from stdin
 NESTED_2X2 = [["smallfile1", "smallfile2"], ["smallfile3", "smallfile4"]]
@@ -80,10 +89,8 @@ def test_cwl_md5_on_a_gz_input_from_a_local_directory(api, home):
         "cwl_main_filename": "md5.cwl", "cwl_child_filenames": [],
         "input_files": {"gzfile": {"bucket_name": "in-bucket", "object_key": "somefastqfile.fastq.gz"}},
         "output_target": {"report": "some_sub_dirname/my_first_md5_report"}}))
-    assert output(home, "some_sub_dirname/my_first_md5_report") == MD5_REPORT
-    report = output_files(postrun)["report"]
-    assert report["target"] == "some_sub_dirname/my_first_md5_report"
-    assert report["md5sum"] == md5(MD5_REPORT) and report["size"] == len(MD5_REPORT)
+    report = uploaded(home, postrun, "report", "some_sub_dirname/my_first_md5_report", MD5_REPORT)
+    assert report["size"] == len(MD5_REPORT)
     assert report["checksum"] == "sha1$" + hashlib.sha1(MD5_REPORT).hexdigest()
     assert (report["class"], report["basename"]) == ("File", "report")
     assert (report["path"], report["location"]) == ("/data1/out/report", "file:///data1/out/report")
@@ -101,9 +108,7 @@ def test_wdl_draft2_md5_on_a_gz_input_from_a_bucket(api, home):
         "wdl_main_filename": "md5.wdl",
         "input_files": {"md5.md5_step.gzfile": {"bucket_name": "in-bucket", "object_key": "somefastqfile.fastq.gz"}},
         "output_target": {"md5.md5_step.report": "some_sub_dirname/my_first_md5_report"}}))
-    assert output(home, "some_sub_dirname/my_first_md5_report") == MD5_REPORT
-    report = output_files(postrun)["md5.md5_step.report"]
-    assert report["target"] == "some_sub_dirname/my_first_md5_report" and report["md5sum"] == md5(MD5_REPORT)
+    report = uploaded(home, postrun, "md5.md5_step.report", "some_sub_dirname/my_first_md5_report", MD5_REPORT)
     assert report["path"].startswith("/data1/wdl/run/")
     log = api.log(job_id=jobid)
     assert "workflow_engine cromwell is not available to this agent, which runs WDL with miniwdl" in log
@@ -117,8 +122,7 @@ def test_cwl_merge_of_a_2x2_array_of_files(api, home):
         "cwl_child_filenames": ["paste.cwl", "cat.cwl"],
         "input_files": {"smallfiles": {"bucket_name": "in-bucket", "object_key": NESTED_2X2}},
         "output_target": {"merged": "some_sub_dirname/my_first_merged_file"}}))
-    assert output(home, "some_sub_dirname/my_first_merged_file") == b"1\t2\n3\t4\n"
-    assert output_files(postrun)["merged"]["md5sum"] == md5(b"1\t2\n3\t4\n")
+    uploaded(home, postrun, "merged", "some_sub_dirname/my_first_merged_file", b"1\t2\n3\t4\n")
 
 
 def test_wdl_merge_of_a_2x2_array_of_files(api, home):
@@ -128,8 +132,7 @@ def test_wdl_merge_of_a_2x2_array_of_files(api, home):
         "wdl_main_filename": "merge.wdl", "workflow_engine": "miniwdl",
         "input_files": {"merge.smallfiles": {"bucket_name": "in-bucket", "object_key": NESTED_2X2}},
         "output_target": {"merge.merged": "some_sub_dirname/my_first_merged_file"}}))
-    assert output(home, "some_sub_dirname/my_first_merged_file") == b"1\t2\n3\t4\n"
-    assert output_files(postrun)["merge.merged"]["target"] == "some_sub_dirname/my_first_merged_file"
+    uploaded(home, postrun, "merge.merged", "some_sub_dirname/my_first_merged_file", b"1\t2\n3\t4\n")
 
 
 def test_cwl_merge_then_cut_with_a_subworkflow(api, home):
@@ -140,8 +143,7 @@ def test_cwl_merge_then_cut_with_a_subworkflow(api, home):
         "cwl_child_filenames": ["merge.cwl", "paste.cwl", "cat.cwl", "cut.cwl"],
         "input_files": {"smallfiles": {"bucket_name": "in-bucket", "object_key": NESTED_2X2X2}},
         "output_target": {"merged_and_cut": "some_sub_dirname/my_first_merged_and_cut_file"}}))
-    assert output(home, "some_sub_dirname/my_first_merged_and_cut_file") == b"1\n3\n5\n7\n"
-    assert output_files(postrun)["merged_and_cut"]["md5sum"] == md5(b"1\n3\n5\n7\n")
+    uploaded(home, postrun, "merged_and_cut", "some_sub_dirname/my_first_merged_and_cut_file", b"1\n3\n5\n7\n")
 
 
 def test_wdl_merge_then_cut_with_an_imported_subworkflow(api, home):
@@ -151,9 +153,9 @@ def test_wdl_merge_then_cut_with_an_imported_subworkflow(api, home):
         "wdl_main_filename": "merge_and_cut.wdl", "wdl_child_filenames": ["merge.wdl"],
         "input_files": {"merge_and_cut.smallfiles": {"bucket_name": "in-bucket", "object_key": NESTED_2X2X2}},
         "output_target": {"merge_and_cut.merged_and_cut": "some_sub_dirname/my_first_merged_and_cut_file"}}))
-    assert output(home, "some_sub_dirname/my_first_merged_and_cut_file") == b"1\n3\n5\n7\n"
+    uploaded(home, postrun, "merge_and_cut.merged_and_cut", "some_sub_dirname/my_first_merged_and_cut_file",
+             b"1\n3\n5\n7\n")
     assert postrun["Job"]["App"]["wdl_url"] == f"s3://log-bucket/{jobid}.workflow/"
-    assert output_files(postrun)["merge_and_cut.merged_and_cut"]["md5sum"] == md5(b"1\n3\n5\n7\n")
 
 
 def test_wdl_conditional_output_through_alt_cond_output_argnames(api, home):
@@ -189,9 +191,7 @@ def test_snakemake_two_rules_with_a_child_file(api, home):
         "output_target": {"file:///data1/snakemake/out/summary.txt": "snake/summary.txt",
                           "file:///data1/snakemake/work/upper.txt": "snake/upper.txt"}}))
     assert output(home, "snake/upper.txt") == b"B\nA\n"
-    assert output(home, "snake/summary.txt") == b"2\nB\nA\n"
-    summary = output_files(postrun)["file:///data1/snakemake/out/summary.txt"]
-    assert summary["target"] == "snake/summary.txt" and summary["md5sum"] == md5(b"2\nB\nA\n")
+    uploaded(home, postrun, "file:///data1/snakemake/out/summary.txt", "snake/summary.txt", b"2\nB\nA\n")
     assert postrun["Job"]["App"]["main_snakemake"] == "Snakefile"
     assert "container_image snakemake/snakemake:v9.16.3 was not used" in api.log(job_id=jobid)
 

@@ -22,6 +22,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -348,3 +349,25 @@ def ensure_image(job: JobContainers, image: str, log: Callable[[str], None]) -> 
         if attempt < attempts:
             time.sleep(delay * 2 ** (attempt - 1))
     raise ContainerError(f"image {image} cannot be pulled after {attempts} attempts: {error}")
+
+
+class Pull:
+    """`ensure_image` in a thread, so a job's inputs are staged while its image is pulled; `done` is
+    called once the image is here. `join` waits and returns what the pull raised, if anything."""
+
+    def __init__(self, job: JobContainers, image: str, log: Callable[[str], None],
+                 done: Callable[[], None]) -> None:
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._pull, args=(job, image, log, done), daemon=True)
+        self._thread.start()
+
+    def _pull(self, job: JobContainers, image: str, log: Callable[[str], None], done: Callable[[], None]) -> None:
+        try:
+            ensure_image(job, image, log)
+            done()
+        except Exception as err:  # noqa: BLE001 - raised in the job's thread after join()
+            self.error = err
+
+    def join(self) -> Exception | None:
+        self._thread.join()
+        return self.error

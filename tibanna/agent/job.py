@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import psutil
 
@@ -29,7 +29,7 @@ from tibanna.agent.monitor import Monitor
 from tibanna.agent.outputs import Uploader
 from tibanna.agent.runners import RunContext, Runner, runner_for
 from tibanna.agent.runners.base import literal
-from tibanna.agent.sampling import disk_bytes, human_size
+from tibanna.agent.sampling import device_of, disk_bytes, human_size
 from tibanna.agent.settings import AgentDefaults
 from tibanna.agent.staging import stage_inputs
 from tibanna.exceptions import AWSEMJobErrorException, TibannaError
@@ -58,26 +58,6 @@ def run_job(store: ObjectStore, jobid: str, log_bucket: str, workdir: Path, *,
                         secrets or {}).run()
         except _Terminated:  # before the job log existed: nothing to stop yet
             return 1
-
-
-class _Pull:
-    """`container.ensure_image` in a thread; `join` waits and returns what the pull raised, if anything."""
-
-    def __init__(self, containers: container.JobContainers, image: str, log: Callable[[str], None]) -> None:
-        self.error: Exception | None = None
-        self._thread = threading.Thread(target=self._pull, args=(containers, image, log), daemon=True)
-        self._thread.start()
-
-    def _pull(self, containers: container.JobContainers, image: str, log: Callable[[str], None]) -> None:
-        try:
-            container.ensure_image(containers, image, log)
-            milestone("image")
-        except Exception as err:  # noqa: BLE001 - raised in the job's thread after join()
-            self.error = err
-
-    def join(self) -> Exception | None:
-        self._thread.join()
-        return self.error
 
 
 @contextlib.contextmanager
@@ -198,7 +178,7 @@ class _Job:
             config["instance_id"] = config.get("instance_id") or cloudwatch.imds_instance_id() or ""
         return {"instance_id": config.get("instance_id") or f"local-{socket.gethostname()}",
                 "instance_type": instance_type, "availability_zone": config.get("availability_zone") or "local",
-                "filesystem": _filesystem(self.workdir)}
+                "filesystem": device_of(self.workdir)}
 
     def _setup(self, run_json: dict) -> Runner:
         """The runner, the job folder, the container runtime and how the job sees /data1."""
@@ -251,8 +231,9 @@ class _Job:
     def _stage(self, run_json: dict, runner: Runner) -> RunContext:
         """Inputs staged while the job's image is pulled (both wait on the network)."""
         assert self.folder is not None
-        pull = _Pull(self.containers, runner.container_image, self.log.info) \
-            if self.runtime is not None and self.containers is not None else None
+        pull = None
+        if self.runtime is not None and self.containers is not None:
+            pull = container.Pull(self.containers, runner.container_image, self.log.info, lambda: milestone("image"))
         try:
             with self._step():
                 staged = stage_inputs(self.store, run_json["Job"]["Input"], self.folder, self.log)
@@ -393,14 +374,3 @@ class _Job:
         with contextlib.suppress(OSError):
             self.store.put_file(self.log_bucket, self.key(protocol.LOG), self.log.path)
 
-
-def _filesystem(path: Path) -> str:
-    """The device holding `path` (upstream records the data volume, e.g. /dev/nvme1n1)."""
-    resolved = str(path.resolve())
-    best = ("", "")
-    for part in psutil.disk_partitions(all=True):
-        mount = part.mountpoint.rstrip("/") or "/"
-        inside = resolved == mount or resolved.startswith(mount.rstrip("/") + "/")
-        if inside and len(mount) > len(best[0]):
-            best = (mount, part.device)
-    return best[1]

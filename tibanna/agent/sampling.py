@@ -1,4 +1,4 @@
-"""Cheap measurements of a job's process tree: resource samples, top rows, folder sizes.
+"""Cheap measurements of a job's process tree: resource samples, top rows, folder sizes and devices.
 
 One pass over the tree per tick (psutil's oneshot reads) feeds both the samples.tsv row (a
 `tibanna.samples.Sample`) and the top snapshot. CPU is counted with the children's times of the
@@ -70,6 +70,18 @@ def disk_bytes(path: Path) -> int:
                 except OSError:
                     continue
     return total
+
+
+def device_of(path: Path) -> str:
+    """The device holding `path` (upstream records the data volume, e.g. /dev/nvme1n1)."""
+    resolved = str(path.resolve())
+    best = ("", "")
+    for part in psutil.disk_partitions(all=True):
+        mount = part.mountpoint.rstrip("/") or "/"
+        inside = resolved == mount or resolved.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) > len(best[0]):
+            best = (mount, part.device)
+    return best[1]
 
 
 def human_size(n: int) -> str:

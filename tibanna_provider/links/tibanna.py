@@ -10,7 +10,7 @@ console page on AWS (none on local).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink, conf
@@ -35,41 +35,34 @@ def file_path(dag_id: str, run_id: str, task_id: str, map_index: int, name: str)
 
 
 class TibannaLink(BaseOperatorLink):
-    """A link whose URL the operator stored with `persist_job_links`."""
+    """A link whose URL the operator stored with `persist_job_links`. A subclass gives its button's
+    `name` and the `kind` of the job's link it shows (log, postrun, metrics or execution)."""
 
     name: ClassVar[str]
-    kind: ClassVar[str]  # which of the job's links it shows: log, postrun, metrics or execution
+    kind: ClassVar[str]
+
+    def __init_subclass__(cls, *, name: str, kind: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.kind = name, kind
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
 
 
-class TibannaJobLogLink(TibannaLink):
+class TibannaJobLogLink(TibannaLink, name="Tibanna job log", kind="log"):
     """The job's log."""
 
-    name = "Tibanna job log"
-    kind = "log"
 
-
-class TibannaPostrunLink(TibannaLink):
+class TibannaPostrunLink(TibannaLink, name="Tibanna postrun JSON", kind="postrun"):
     """The job's postrun JSON (what ran, where, with which resources), once the job ended."""
 
-    name = "Tibanna postrun JSON"
-    kind = "postrun"
 
-
-class TibannaMetricsReportLink(TibannaLink):
+class TibannaMetricsReportLink(TibannaLink, name="Tibanna metrics report", kind="metrics"):
     """The job's metrics report (`<jobid>.metrics/metrics.html`), once plot_metrics has made it."""
 
-    name = "Tibanna metrics report"
-    kind = "metrics"
 
-
-class TibannaExecutionLink(TibannaLink):
+class TibannaExecutionLink(TibannaLink, name="Tibanna execution", kind="execution"):
     """The job's Step Functions execution in the AWS console (nothing on the local backend)."""
-
-    name = "Tibanna execution"
-    kind = "execution"
 
 
 JOB_LINKS = (TibannaJobLogLink, TibannaPostrunLink, TibannaMetricsReportLink, TibannaExecutionLink)

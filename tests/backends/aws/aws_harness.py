@@ -109,6 +109,21 @@ class Outcome:
     retries: list[tuple[str, str]] = field(default_factory=list)
 
 
+
+def melting_job(shell_job: Callable[..., dict]) -> dict:
+    """A shell job whose command fails with a line its `custom_errors` label as `Melted`."""
+    job = shell_job("echo 'sensor says: disk melted at 3pm' >&2; exit 3")
+    job["args"]["custom_errors"] = [{"error_type": "Melted", "pattern": "disk melted at [0-9]+pm"}]
+    return job
+
+
+def assert_melted(outcome: Outcome) -> None:
+    """A `melting_job`'s execution failed with its command's error, labelled as the job asked."""
+    assert (outcome.status, outcome.error) == ("FAILED", "AWSEMJobErrorException"), outcome
+    assert (outcome.cause or "").startswith(
+        "Melted: disk melted at 3pm. For more info - check log using tibanna log"), outcome
+
+
 class Player:
     """Plays executions of one backend's step functions."""
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tibanna.backends.aws.userdata import DATA_DEVICE  # the launch template's data volume
+
 TOKEN = "loopback-imds-token"
 ROLE = "loopback-instance-role"
 NAMESPACED = ("/opt", "/mnt")  # top-level folders the instance has its own (empty) copy of
@@ -40,8 +42,7 @@ BOOT_PARTS = {"packages (a Python)": ("boot", "python"), "agent install (bundle)
               "data volume": ("agent_installed", "volume"), "agent start": ("volume", "agent"),
               "staging": ("agent", "staged"), "image pull": ("agent", "image"),
               "command start": ("staged", "command")}
-DATA_DEVICE = "/dev/sdb"
-DOCKER_RELEASE = "start-docker"  # the file that lets a late daemon start  # the launch template's data volume (tibanna/backends/aws/launch.py)
+DOCKER_RELEASE = "start-docker"  # the file that lets a late daemon start
 
 
 class FakeIMDS:

@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from tibanna import jobspec
-from tibanna.backends.aws import build, launch, names
+from tibanna.backends.aws import build, images, launch, names, sizing, userdata
 from tibanna.backends.aws.catalogue import Catalogue
 from tibanna.exceptions import EC2LaunchException, UserInputError
 
@@ -194,8 +194,9 @@ def test_the_deployed_bundle_carries_the_installed_engines():
 
 
 def test_user_data_checks_the_bundle_and_is_valid_bash():
-    urls = launch.BootUrls("https://b/bundle", "https://b/started", "https://b/log", "https://b/error")
-    script = launch.user_data("job1", "log-bucket", "us-east-1", "now", launch.Bootstrap("b", "k", "abc", ("x86_64",), "3.11"), urls, spot=True)
+    urls = userdata.BootUrls("https://b/bundle", "https://b/started", "https://b/log", "https://b/error")
+    script = userdata.user_data("job1", "log-bucket", "us-east-1", "now",
+                                userdata.Bootstrap("b", "k", "abc", ("x86_64",), "3.11"), urls, spot=True)
     assert subprocess.run(["bash", "-n"], input=script.encode()).returncode == 0
     assert "sha256sum -c" in script and "BUNDLE_SHA256=abc" in script and "PYTHON=python3.11" in script
     assert "pip" not in script and "aws s3" not in script  # nothing resolved or needed at boot
@@ -205,7 +206,7 @@ def test_user_data_checks_the_bundle_and_is_valid_bash():
 
 def test_launch_template_sizes_tags_and_imdsv2(api, deployed, shell_job):
     job = shell_job("true", ebs_size="3x", ebs_type="gp3", ebs_throughput=250, root_ebs_size=20)
-    data = _launcher(api, job).template_data(size=launch.ebs_size(job["config"], 5 * GIB), spot=False,
+    data = _launcher(api, job).template_data(size=sizing.ebs_size(job["config"], 5 * GIB), spot=False,
                                              root_device="/dev/xvda")
     assert data["BlockDeviceMappings"][0]["Ebs"] == {"VolumeSize": 20, "VolumeType": "gp3", "Throughput": 250,
                                                      "DeleteOnTermination": True}
@@ -219,11 +220,11 @@ def test_launch_template_sizes_tags_and_imdsv2(api, deployed, shell_job):
 
 
 def test_ebs_sizing():
-    assert launch.ebs_size({"ebs_size": "3x"}, 5 * GIB) == 20
-    assert launch.ebs_size({"ebs_size": "3x"}, 1) == 15  # at least 10, then +5
-    assert launch.ebs_size({"ebs_size": 50, "ebs_size_as_is": True}, None) == 50
+    assert sizing.ebs_size({"ebs_size": "3x"}, 5 * GIB) == 20
+    assert sizing.ebs_size({"ebs_size": "3x"}, 1) == 15  # at least 10, then +5
+    assert sizing.ebs_size({"ebs_size": 50, "ebs_size_as_is": True}, None) == 50
     with pytest.raises(EC2LaunchException, match="16TB"):
-        launch.ebs_size({"ebs_size": "1000x"}, 20 * GIB)
+        sizing.ebs_size({"ebs_size": "1000x"}, 20 * GIB)
 
 
 def test_input_sizes_count_files_and_folders(api, deployed):
@@ -234,14 +235,14 @@ def test_input_sizes_count_files_and_folders(api, deployed):
     args = {"input_files": {"a": {"bucket_name": "in-bucket", "object_key": "sizes/a.txt"},
                             "d": {"bucket_name": "in-bucket", "object_key": "sizes/dir"}},
             "secondary_files": {"a": {"bucket_name": "in-bucket", "object_key": ["sizes/a.txt"]}}}
-    sizes = launch.input_sizes(api.backend.store, args)
+    sizes = sizing.input_sizes(api.backend.store, args)
     assert sizes == {"a": 100, "d": 75, "a_secondary": [100]}
-    assert launch.input_bytes(sizes) == 275
+    assert sizing.input_bytes(sizes) == 275
 
 
 def _launcher(api, job: dict) -> launch.Launcher:
     return launch.Launcher(api.backend.clients, api.backend.store, job | {"jobid": "j"},
-                           launch.Bootstrap("log-bucket", "k", "s", ("x86_64",), "3.11"), "profile")
+                           userdata.Bootstrap("log-bucket", "k", "s", ("x86_64",), "3.11"), "profile")
 
 
 def test_app_names_are_sized_by_benchmark(api, deployed, monkeypatch):
@@ -254,7 +255,7 @@ def test_app_names_are_sized_by_benchmark(api, deployed, monkeypatch):
            "config": {"log_bucket": "log-bucket", "ebs_size": 0, "EBS_optimized": ""}}
     monkeypatch.setitem(sys.modules, "Benchmark", None)
     with pytest.raises(EC2LaunchException, match="needs the Benchmark-4dn package"):
-        _launcher(api, job).instance_types()
+        sizing.instance_types(api.backend.clients, api.backend.store, job["config"], job["args"])
     seen = {}
 
     def fake_benchmark(app_name, input_json):
@@ -264,10 +265,9 @@ def test_app_names_are_sized_by_benchmark(api, deployed, monkeypatch):
     package = types.ModuleType("Benchmark")
     package.run = types.SimpleNamespace(benchmark=fake_benchmark)
     monkeypatch.setitem(sys.modules, "Benchmark", package)
-    launcher = _launcher(api, job)
-    assert launcher.instance_types() == ["t3.medium"]
+    assert sizing.instance_types(api.backend.clients, api.backend.store, job["config"], job["args"]) == ["t3.medium"]
     assert seen == {"app": "md5", "input_size_in_bytes": {"input_file": 1000}, "parameters": {}}
-    assert (launcher.config["ebs_size"], launcher.config["EBS_optimized"]) == (14, True)
+    assert (job["config"]["ebs_size"], job["config"]["EBS_optimized"]) == (14, True)
 
 
 def test_each_architecture_gets_amazons_current_image_and_its_root_device(api, deployed, shell_job):
@@ -275,22 +275,23 @@ def test_each_architecture_gets_amazons_current_image_and_its_root_device(api, d
     Amazon's); the root volume's mapping uses the image's own root device."""
     ssm = boto3.client("ssm")
     expected = {arch: ssm.get_parameter(Name=name)["Parameter"]["Value"]
-                for arch, name in launch.DEFAULT_IMAGE_PARAMETERS.items()}
+                for arch, name in images.DEFAULT_IMAGE_PARAMETERS.items()}
     job = shell_job("true", instance_type=["t3.micro", "a1.large"], subnet=["subnet-1", "subnet-2"])
     config = jobspec.parse(job)["config"]
     launcher = launch.Launcher(api.backend.clients, api.backend.store, {"args": job["args"], "config": config,
                                                                         "jobid": "j"},
-                               launch.Bootstrap("log-bucket", "k", "s", ("x86_64", "aarch64"), "3.11"), "profile")
+                               userdata.Bootstrap("log-bucket", "k", "s", ("x86_64", "aarch64"), "3.11"), "profile")
     overrides = launcher.overrides(["t3.micro", "a1.large"])
-    images = {(o["InstanceType"], o["SubnetId"]): o["ImageId"] for o in overrides}
-    assert len(images) == 4
-    assert images[("a1.large", "subnet-2")] == expected["Arm"] and images[("t3.micro", "subnet-1")] == expected["x86"]
-    assert launcher.root_device(set(images.values())) == "/dev/xvda"  # Amazon Linux's, not /dev/sda1
+    chosen = {(o["InstanceType"], o["SubnetId"]): o["ImageId"] for o in overrides}
+    assert len(chosen) == 4
+    assert chosen[("a1.large", "subnet-2")] == expected["Arm"] and chosen[("t3.micro", "subnet-1")] == expected["x86"]
+    clients = api.backend.clients
+    assert images.root_device(clients, set(chosen.values())) == "/dev/xvda"  # Amazon Linux's, not /dev/sda1
     windows = boto3.client("ec2").describe_images(Owners=["amazon"], Filters=[
         {"Name": "name", "Values": ["Windows_Server-2016-English-Nano-Base-*"]}])["Images"][0]
-    assert launcher.root_device({windows["ImageId"]}) == windows["RootDeviceName"] == "/dev/sda1"
+    assert images.root_device(clients, {windows["ImageId"]}) == windows["RootDeviceName"] == "/dev/sda1"
     with pytest.raises(EC2LaunchException, match="config.ami_id: ami-00000000000000000: InvalidAMIID.NotFound"):
-        launcher.root_device({"ami-00000000000000000"})
+        images.root_device(clients, {"ami-00000000000000000"})
 
 
 def test_a_users_image_wins_and_an_architecture_without_its_agent_files_is_refused(api, deployed, shell_job):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tibanna.backends.aws.launch import benchmark
+from tibanna.backends.aws.sizing import benchmark
 
 pytest.importorskip("Benchmark")
 

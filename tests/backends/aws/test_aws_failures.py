@@ -9,7 +9,7 @@ import pytest
 from tibanna import protocol
 from tibanna.samples import SAMPLES_HEADER, Sample
 
-from aws_harness import Injected
+from aws_harness import Injected, assert_melted, melting_job
 
 
 def _submit(api, deployed, job, **kwargs):
@@ -22,12 +22,8 @@ def _markers(jobid: str) -> set[str]:
 
 
 def test_job_error_gets_the_custom_label(api, deployed, player, shell_job):
-    job = shell_job("echo 'sensor says: disk melted at 3pm' >&2; exit 3")
-    job["args"]["custom_errors"] = [{"error_type": "Melted", "pattern": "disk melted at [0-9]+pm"}]
-    submitted = _submit(api, deployed, job)
-    outcome = player.play(submitted["_tibanna"]["exec_arn"], on_retry=player.agent_on_boot)
-    assert (outcome.status, outcome.error) == ("FAILED", "AWSEMJobErrorException")
-    assert outcome.cause.startswith("Melted: disk melted at 3pm. For more info - check log using tibanna log")
+    submitted = _submit(api, deployed, melting_job(shell_job))
+    assert_melted(player.play(submitted["_tibanna"]["exec_arn"], on_retry=player.agent_on_boot))
     record = api.backend.get(job_id=submitted["jobid"])
     assert (record.status, record.error) == ("FAILED", "AWSEMJobErrorException")
     assert _markers(submitted["jobid"]) == {".error"}

@@ -16,7 +16,7 @@ from tibanna import protocol
 from tibanna.agent import AgentDefaults, run_job
 from tibanna.agent.__main__ import build_parser
 from tibanna.agent.cloudwatch import imds_instance_id
-from tibanna.backends.aws import launch
+from tibanna.backends.aws import userdata
 from tibanna.metrics.resources import METRICS_TSV_COLUMNS, read_cloudwatch, read_metrics_tsv, series_from_samples
 from tibanna.samples import read_samples_tsv
 
@@ -42,8 +42,9 @@ def test_instance_id_from_imdsv2(imds: FakeIMDS, monkeypatch: pytest.MonkeyPatch
 
 
 def test_the_user_data_runs_the_agent_with_cloudwatch_on(moto_endpoint: str) -> None:
-    urls = launch.BootUrls("https://b/bundle", "https://b/started", "https://b/log", "https://b/error")
-    script = launch.user_data("job1", "log-bucket", "us-east-1", "now", launch.Bootstrap("b", "k", "abc", ("x86_64",), "3.11"), urls, spot=False)
+    urls = userdata.BootUrls("https://b/bundle", "https://b/started", "https://b/log", "https://b/error")
+    script = userdata.user_data("job1", "log-bucket", "us-east-1", "now",
+                                userdata.Bootstrap("b", "k", "abc", ("x86_64",), "3.11"), urls, spot=False)
     command = re.search(r"-m tibanna\.agent (.*?)\nstatus=", script, re.S).group(1).replace("\\\n", " ")
     args = build_parser().parse_args(shlex.split(command))
     assert args.cloudwatch and args.metrics_interval == 60

@@ -6,6 +6,7 @@ import json
 
 import boto3
 
+from aws_harness import assert_melted, melting_job
 from tibanna.agent.callback import Callback
 from tibanna.backends.aws import callback, iam, names, statemachine
 from tibanna.backends.aws.lambdas import check_task_awsem
@@ -38,12 +39,9 @@ def test_success_ends_the_execution_at_once_with_check_tasks_output(api, deploye
 
 
 def test_failure_ends_the_execution_at_once_with_the_custom_label(api, deployed, player, shell_job):
-    job = shell_job("echo 'sensor says: disk melted at 3pm' >&2; exit 3")
-    job["args"]["custom_errors"] = [{"error_type": "Melted", "pattern": "disk melted at [0-9]+pm"}]
-    submitted = _submit(api, deployed, job)
+    submitted = _submit(api, deployed, melting_job(shell_job))
     outcome = player.play(submitted["_tibanna"]["exec_arn"], on_wait=player.agent_on_wait)
-    assert (outcome.status, outcome.error) == ("FAILED", "AWSEMJobErrorException")
-    assert outcome.cause.startswith("Melted: disk melted at 3pm. For more info - check log using tibanna log")
+    assert_melted(outcome)
     assert outcome.retries == []
     assert api.check_status(job_id=submitted["jobid"]) == "FAILED"
     instance_id = api.backend.index.get(submitted["jobid"])["instance_id"]  # EndJob terminated it

@@ -10,8 +10,7 @@ import logging
 
 import pytest
 
-from tibanna.core import job_error
-from tibanna.exceptions import AWSEMJobErrorException, TibannaError
+from tibanna.exceptions import AWSEMJobErrorException, TibannaError, job_error
 from tibanna_provider.watch import JobFailed, JobWatcher, UnknownJob, WaitTimeout
 
 

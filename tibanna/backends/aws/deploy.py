@@ -77,7 +77,7 @@ class Deployer:
         return name
 
     def _sfn_arn(self, name: str) -> str:
-        return f"arn:aws:states:{self.clients.region}:{self.clients.account}:stateMachine:{name}"
+        return names.state_machine_arn(self.clients.region, self.clients.account, name)
 
     def _put_state_machine(self, name: str, definition: dict, usergroup: str) -> None:
         sfn = self.clients("stepfunctions")

@@ -29,7 +29,7 @@ def _statement(actions: list[str], resources: list[str] | str, **extra: Any) -> 
 def policy_documents(usergroup: str, buckets: list[str], region: str, account: str) -> dict[str, dict]:
     """Every policy of a usergroup by short name (bucket_access, dynamodb, ...)."""
     buckets = list(buckets) or list(PLACEHOLDER_BUCKETS)
-    sfn_arn = f"arn:aws:states:{region}:{account}:stateMachine:{names.sfn_name(usergroup)}"
+    sfn_arn = names.state_machine_arn(region, account, names.sfn_name(usergroup))
     exec_arn = f"arn:aws:states:{region}:{account}:execution:{names.sfn_name(usergroup)}"
     table_arn = f"arn:aws:dynamodb:{region}:{account}:table/{names.TABLE}"
     lambda_arn = f"arn:aws:lambda:{region}:{account}:function:"

@@ -76,3 +76,8 @@ def usergroup_of_role(role_arn: str) -> str | None:
 def instance_name(jobid: str) -> str:
     """The EC2 Name tag of a job's instance."""
     return INSTANCE_NAME_PREFIX + jobid
+
+
+def state_machine_arn(region: str, account: str, name: str) -> str:
+    """The ARN of a step function (a state machine) by name."""
+    return f"arn:aws:states:{region}:{account}:stateMachine:{name}"

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
-from jobhelpers import free_port, unavailable
+from jobhelpers import free_port, kill_supervisor, unavailable
 
 REPO = Path(__file__).resolve().parents[4]
 DEPLOYMENT_DAGS = Path(__file__).resolve().parent / "dags"
@@ -180,12 +180,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         from tibanna.core import API
 
         API.from_settings("local", home=str(deployment.tibanna_home)).kill_all()  # jobs a failed test left held
-        pid_file = deployment.tibanna_home / "supervisor.pid"
-        if pid_file.exists():
-            try:
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
+        kill_supervisor(deployment.tibanna_home)
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,12 @@ TIBANNA_HOME, given to the flows as their settings block.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 import time
 from pathlib import Path
 
 from conftest import PREFECT, RUN_SECONDS, Deployment
+from jobhelpers import kill_supervisor
 from tibanna.core import API
 
 DIRECT = """
@@ -99,9 +98,4 @@ def test_shipped_flows_run_direct_served_and_deployed(deployment: Deployment, tm
             assert client.read_flow_run(runs["parent-retry"]).run_count == 2
     finally:
         for home in homes.values():  # the jobs' supervisors
-            pid_file = home / "supervisor.pid"
-            if pid_file.exists():
-                try:
-                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
+            kill_supervisor(home)

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from tibanna import protocol, settings
 from tibanna.backends.aws import callback, index as idx, lambdas, names, statemachine
 from tibanna.backends.aws.backend import AWSBackend
+from tibanna.backends.aws.submission import rename_job
 from tibanna.exceptions import (AWSEMJobErrorException, EC2IdleException, EC2StartingException,
                                 EC2UnintendedTerminationException, JobAbortedException, StillRunningException,
                                 job_error_message)
@@ -208,5 +209,6 @@ def rerun_job(backend: AWSBackend, event: dict, number: int, on_spot: bool) -> d
     if not on_spot and config.get("behavior_on_capacity_limit") == "retry_without_spot":
         config["behavior_on_capacity_limit"] = "fail"
     job["_tibanna"]["spot_rerun"] = number
-    backend.rename_job(job, f"{first[idx.EXECUTION_NAME][:names.MAX_RUN_NAME - 8]}-spot{number}")
+    rename_job(job, f"{first[idx.EXECUTION_NAME][:names.MAX_RUN_NAME - 8]}-spot{number}", backend.region,
+               backend.account)
     return job

@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 from tibanna import jobspec, protocol, settings
 from tibanna.backends.aws import build, index as idx, lambdas, names
 from tibanna.backends.aws.backend import AWSBackend
-from tibanna.backends.aws.launch import Bootstrap, Launcher
+from tibanna.backends.aws.launch import Launcher
+from tibanna.backends.aws.userdata import Bootstrap
 from tibanna.exceptions import (DependencyFailedException, DependencyStillRunningException, EC2LaunchException,
                                 JobAbortedException)
 from tibanna.storage.s3 import S3Store, error_code
