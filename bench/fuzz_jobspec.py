@@ -1,6 +1,6 @@
 """Fuzz the job description parser with mutants of valid descriptions (10,000 by default).
 
-Each mutant of upstream's sample descriptions (tests/protocol/jobspec_mutants.py: dropped fields, wrong
+Each mutant of upstream's sample descriptions (tests/jobspec_mutants.py: dropped fields, wrong
 types, huge strings, any unicode, NaN/inf, wrong enums, deep nesting, nulls), a share of them
 read from a JSON file, must be accepted or refused with a one-line TibannaError that starts with
 a field path. Prints how many were tried, accepted and refused, the time, and as a baseline the
@@ -21,7 +21,7 @@ from pathlib import Path
 import hypothesis as hyp
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "protocol"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from jobspec_mutants import corpus, mutants, outcome  # noqa: E402
 
 from tibanna import jobspec  # noqa: E402

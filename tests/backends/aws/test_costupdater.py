@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from aws_harness import Outcome, Player
-from tibanna.backends.aws import names
+from tibanna import names
 from tibanna.backends.aws.backend import AWSBackend
 from tibanna.backends.aws.lambdas.update_cost_awsem import handler, update_cost
 

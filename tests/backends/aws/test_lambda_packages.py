@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from test_costupdater import queue_cost
-from tibanna.backends.aws import build, names
+from tibanna import names
+from tibanna.backends.aws import build
 
 # What the Lambda Python runtime ships besides the standard library.
 RUNTIME = ("boto3", "botocore", "jmespath", "dateutil", "s3transfer", "urllib3", "six")

@@ -25,7 +25,7 @@ from jobhelpers import unavailable, wait_for
 from loopback import FakeIMDS, Instance
 from tibanna import protocol, samples, settings
 from tibanna.agent import instance as instance_tools
-from tibanna.backends.aws import names
+from tibanna import names
 from tibanna.backends.aws.lambdas import check_task_awsem, run_task_awsem
 from tibanna.exceptions import (AWSEMJobErrorException, EC2IdleException, EC2UnintendedTerminationException,
                                 StillRunningException)

@@ -21,6 +21,7 @@ from tibanna.backends.aws.pricing import AwsPriceSource, cost_explorer_cost, pri
 from tibanna.backends.aws.submission import Submitter, execution_input
 from tibanna.backends.base import Backend, JobRecord, refuse_denied_buckets
 from tibanna.exceptions import UserInputError
+from tibanna.names import DEFAULT_SFN, SFN_PREFIX
 from tibanna.storage.s3 import Clients, S3Store, error_code
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class AWSBackend(Backend):
 
     # Step functions ---------------------------------------------------------------------------
     def default_sfn(self) -> str:
-        return settings.TIBANNA_DEFAULT_STEP_FUNCTION_NAME.get() or names.DEFAULT_SFN
+        return settings.TIBANNA_DEFAULT_STEP_FUNCTION_NAME.get() or DEFAULT_SFN
 
     def check_sfn(self, sfn: str, buckets: Iterable[str]) -> None:
         """Refuse an unknown step function, or buckets its usergroup was not given (when IAM can tell)."""
@@ -232,7 +233,7 @@ class AWSBackend(Backend):
         rows = []
         for page in self.sfn.get_paginator("list_state_machines").paginate(PaginationConfig={"PageSize": PAGE}):
             for machine in page["stateMachines"]:
-                if machine["name"].startswith(names.SFN_PREFIX):
+                if machine["name"].startswith(SFN_PREFIX):
                     rows.append({"name": machine["name"], "creation_date": _epoch(machine["creationDate"])})
         if counts:
             for row in rows:

@@ -21,6 +21,7 @@ from tibanna.backends.aws import build, names, statemachine
 from tibanna.backends.aws.iam import UsergroupIAM, role_arn, run_steps
 from tibanna.backends.aws.index import Index
 from tibanna.exceptions import UserInputError
+from tibanna.names import ALL_LAMBDAS, COSTUPDATER_SUFFIX, LAMBDAS, costupdater_name, lambda_name, sfn_name
 from tibanna.storage.s3 import Clients, S3Store, error_code
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 LAMBDA_TIMEOUT = 800  # upstream's
 LAMBDA_MEMORY = 256
 IAM_PROPAGATION_SECONDS = 120  # a new role can take this long to become assumable by Lambda
-HANDLERS = {kind: f"tibanna.backends.aws.lambdas.{kind}.handler" for kind in names.ALL_LAMBDAS}
+HANDLERS = {kind: f"tibanna.backends.aws.lambdas.{kind}.handler" for kind in ALL_LAMBDAS}
 
 
 class Deployer:
@@ -63,13 +64,13 @@ class Deployer:
                                                do_not_delete_public_access_block=do_not_delete_public_access_block)
         elif not usergroup:
             raise UserInputError("usergroup: no_setup needs the usergroup of an existing set-up")
-        kinds = names.ALL_LAMBDAS if deploy_costupdater else names.LAMBDAS
+        kinds = ALL_LAMBDAS if deploy_costupdater else LAMBDAS
         self._put_functions(kinds, suffix, usergroup, subnets, security_groups)
-        name = names.sfn_name(usergroup, suffix)
+        name = sfn_name(usergroup, suffix)
         where = (self.clients.region, self.clients.account, usergroup, suffix)
         self._put_state_machine(name, statemachine.definition(*where), usergroup)
         if deploy_costupdater:
-            self._put_state_machine(names.costupdater_name(name), statemachine.costupdater_definition(*where),
+            self._put_state_machine(costupdater_name(name), statemachine.costupdater_definition(*where),
                                     usergroup)
         self.index.ensure_table()
         if not no_setenv:
@@ -96,9 +97,9 @@ class Deployer:
                     subnets: list[str] | None, security_groups: list[str] | None) -> list[str]:
         """Create or update `run_task_awsem<suffix>` and `check_task_awsem<suffix>` ('all' or
         'unicorn'), or the one Lambda named (`update_cost_awsem` too)."""
-        kinds = names.LAMBDAS if name in ("all", "unicorn") else (name,)
-        if any(kind not in names.ALL_LAMBDAS for kind in kinds):
-            raise UserInputError(f"name: {name!r} is not one of all, unicorn, {', '.join(names.ALL_LAMBDAS)}")
+        kinds = LAMBDAS if name in ("all", "unicorn") else (name,)
+        if any(kind not in ALL_LAMBDAS for kind in kinds):
+            raise UserInputError(f"name: {name!r} is not one of all, unicorn, {', '.join(ALL_LAMBDAS)}")
         return self._put_functions(kinds, suffix, usergroup, subnets, security_groups)
 
     def _put_functions(self, kinds: tuple[str, ...], suffix: str | None, usergroup: str,
@@ -109,7 +110,7 @@ class Deployer:
         bundle = build.agent_bundle()
         code = build.build_lambda_zip(bundle)
         environment = {"TIBANNA_VERSION": __version__,
-                       "TIBANNA_DEFAULT_STEP_FUNCTION_NAME": names.sfn_name(usergroup, suffix),
+                       "TIBANNA_DEFAULT_STEP_FUNCTION_NAME": sfn_name(usergroup, suffix),
                        "AWS_S3_ROLE_NAME": names.role_name(usergroup, names.EC2_ROLE),
                        build.BUNDLE_PATH_ENV: bundle.lambda_path,
                        build.BUNDLE_SHA256_ENV: bundle.sha256,
@@ -121,7 +122,7 @@ class Deployer:
         vpc = {"SubnetIds": list(subnets or []), "SecurityGroupIds": list(security_groups or [])}
         deployed = []
         for kind in kinds:
-            function = names.lambda_name(kind, usergroup, suffix)
+            function = lambda_name(kind, usergroup, suffix)
             config: dict[str, Any] = {
                 "FunctionName": function, "Runtime": build.LAMBDA_RUNTIME, "Handler": HANDLERS[kind],
                 "Role": role_arn(self.clients.account, usergroup, kind), "Timeout": LAMBDA_TIMEOUT,
@@ -197,9 +198,9 @@ class Deployer:
         for sfn, sfx, has_costupdater in self._state_machines(usergroup, suffix):
             if purge_history:
                 removed += self._purge(sfn)
-            machines = [sfn, names.costupdater_name(sfn)] if has_costupdater else [sfn]
-            functions = [names.lambda_name(kind, usergroup, sfx)
-                         for kind in (names.ALL_LAMBDAS if has_costupdater else names.LAMBDAS)]
+            machines = [sfn, costupdater_name(sfn)] if has_costupdater else [sfn]
+            functions = [lambda_name(kind, usergroup, sfx)
+                         for kind in (ALL_LAMBDAS if has_costupdater else LAMBDAS)]
             steps = [(f"state machine {machine}", functools.partial(
                 self.clients("stepfunctions").delete_state_machine, stateMachineArn=self._sfn_arn(machine)))
                 for machine in machines]
@@ -218,17 +219,17 @@ class Deployer:
         sfn = self.clients("stepfunctions")
         listed = {machine["name"]: machine["stateMachineArn"]
                   for page in sfn.get_paginator("list_state_machines").paginate() for machine in page["stateMachines"]}
-        base = names.sfn_name(usergroup)
+        base = sfn_name(usergroup)
         found: list[tuple[str, str | None]] = []
         if suffix:
-            found.append((names.sfn_name(usergroup, suffix), suffix))
+            found.append((sfn_name(usergroup, suffix), suffix))
         else:
             for name, arn in listed.items():
-                if (name != base and not name.startswith(base + "_")) or name.endswith(names.COSTUPDATER_SUFFIX):
+                if (name != base and not name.startswith(base + "_")) or name.endswith(COSTUPDATER_SUFFIX):
                     continue
                 if names.usergroup_of_role(sfn.describe_state_machine(stateMachineArn=arn)["roleArn"]) == usergroup:
                     found.append((name, name[len(base) + 1:] or None))
-        return [(name, sfx, names.costupdater_name(name) in listed) for name, sfx in found]
+        return [(name, sfx, costupdater_name(name) in listed) for name, sfx in found]
 
     def _purge(self, sfn: str) -> list[str]:
         """Delete a step function's jobs: their `<jobid>.*` log-bucket objects and index items."""

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 
 from tibanna.backends.aws import names
+from tibanna.names import ALL_LAMBDAS, sfn_name
 from tibanna.storage.s3 import Clients, error_code
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,8 @@ def _statement(actions: list[str], resources: list[str] | str, **extra: Any) -> 
 def policy_documents(usergroup: str, buckets: list[str], region: str, account: str) -> dict[str, dict]:
     """Every policy of a usergroup by short name (bucket_access, dynamodb, ...)."""
     buckets = list(buckets) or list(PLACEHOLDER_BUCKETS)
-    sfn_arn = names.state_machine_arn(region, account, names.sfn_name(usergroup))
-    exec_arn = f"arn:aws:states:{region}:{account}:execution:{names.sfn_name(usergroup)}"
+    sfn_arn = names.state_machine_arn(region, account, sfn_name(usergroup))
+    exec_arn = f"arn:aws:states:{region}:{account}:execution:{sfn_name(usergroup)}"
     table_arn = f"arn:aws:dynamodb:{region}:{account}:table/{names.TABLE}"
     lambda_arn = f"arn:aws:lambda:{region}:{account}:function:"
     statements: dict[str, list[dict]] = {
@@ -48,7 +49,7 @@ def policy_documents(usergroup: str, buckets: list[str], region: str, account: s
         "iam_passrole_s3": [_statement(["iam:PassRole"],
                                        f"arn:aws:iam::{account}:role/{names.role_name(usergroup, names.EC2_ROLE)}")],
         "lambdainvoke": [_statement(["lambda:InvokeFunction"],
-                                    [f"{lambda_arn}{kind}_{usergroup}*" for kind in names.ALL_LAMBDAS])],
+                                    [f"{lambda_arn}{kind}_{usergroup}*" for kind in ALL_LAMBDAS])],
         "cw_metric": [_statement(["cloudwatch:PutMetricData", "cloudwatch:GetMetricStatistics",
                                   "cloudwatch:GetMetricData", "cloudwatch:ListMetrics"], "*")],
         "dynamodb": [_statement(["dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:GetItem",

@@ -1,23 +1,11 @@
 """Upstream's resource names (docs/design.md 3.5): what users already see in their account.
 
-AWS code reads every name from here: the step function and Lambda names both backends share are
-defined in tibanna/names.py and taken from there; the rest (IAM, DynamoDB, tags) only AWS has.
+The step function and Lambda names both backends share are in tibanna/names.py; these (IAM,
+DynamoDB, tags, the bundles' prefix) only AWS has.
 """
 from __future__ import annotations
 
-from tibanna.names import (  # noqa: F401  (the shared names, read through this module by AWS code)
-    ALL_LAMBDAS,
-    CHECK_TASK,
-    COSTUPDATER_SUFFIX,
-    DEFAULT_SFN,
-    LAMBDAS,
-    RUN_TASK,
-    SFN_PREFIX,
-    UPDATE_COST,
-    costupdater_name,
-    lambda_name,
-    sfn_name,
-)
+from tibanna.names import ALL_LAMBDAS, CHECK_TASK, RUN_TASK, UPDATE_COST
 
 TABLE = "tibanna-master"
 TABLE_KEY = "Job Id"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 
-from tibanna.backends.aws import names
+from tibanna import names
 
 LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                  "Lambda.ResourceNotFoundException", "Lambda.TooManyRequestsException",

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from tibanna import protocol
 from tibanna.backends.aws import index as idx, names
 from tibanna.exceptions import UserInputError
+from tibanna.names import costupdater_name
 from tibanna.storage.s3 import Clients, S3Store, error_code
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ class Submitter:
         """Start `<sfn>_costupdater` for the job under the job's run name, as upstream does, when that
         state machine exists (asked once per step function); its failure never fails the submission."""
         tib = job["_tibanna"]
-        costupdater = names.costupdater_name(tib["sfn"])
+        costupdater = costupdater_name(tib["sfn"])
         if costupdater in self._without_costupdater:
             return
         event = {"sfn_arn": tib["exec_arn"], "log_bucket": job["config"]["log_bucket"], "job_id": job["jobid"],

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tibanna import jobspec
 from tibanna.exceptions import TibannaError
 
-SAMPLES = Path(__file__).parents[1] / "data" / "upstream-samples"  # upstream's MIT-licensed sample JSONs
+SAMPLES = Path(__file__).parent / "data" / "upstream-samples"  # upstream's MIT-licensed sample JSONs
 
 
 def corpus_paths() -> list[Path]:
