@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from tibanna import exceptions, jobspec, protocol, secret_env, settings
+from tibanna.backends import substituted
 from tibanna.backends.base import Backend, JobRecord
+from tibanna.clock import REAL_CLOCK, Clock
 from tibanna.exceptions import TibannaError, UserInputError
+from tibanna.storage import LocalStore
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,11 @@ class API:
     """Upstream Tibanna's Python API, on the local or the AWS backend."""
 
     def __init__(self, backend: str | Backend | None = None, **backend_options: Any) -> None:
+        if not isinstance(backend, Backend):
+            backend = substituted() or backend  # a test's stand-in (tibanna.backends.substitute)
         if isinstance(backend, Backend):
             self._backend: Backend | None = backend
+            self.backend_name = backend.name
             return
         self.backend_name = backend or settings.TIBANNA_BACKEND.get()
         if self.backend_name not in BACKENDS:
@@ -87,6 +93,12 @@ class API:
 
                 self._backend = AWSBackend(**self._backend_options)
         return self._backend
+
+    @property
+    def clock(self) -> Clock:
+        """The time of this API's jobs, which waits on them read and sleep by: real time, unless a
+        Backend instance brings its own (a stub's fake clock); backends made by name run in real time."""
+        return self._backend.clock if self._backend is not None else REAL_CLOCK
 
     # Submission ---------------------------------------------------------------------------------
     def _prepare(self, input_json: dict | str | os.PathLike, sfn: str | None, env: str | None,
@@ -484,7 +496,7 @@ class API:
         record = self._record(job_id=job_id)
         keys = {name: protocol.key(record.jobid, suffix) for name, suffix in JOB_FILES.items()}
         store = self.backend.store
-        if self.backend.name == "local":
+        if isinstance(store, LocalStore):
             urls = {name: store.path(record.log_bucket, k).resolve().as_uri() for name, k in keys.items()}
             return urls | {"execution": ""}
         s3 = store.s3
