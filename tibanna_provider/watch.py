@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from tibanna.clock import Clock
 from tibanna.core import API
 from tibanna.exceptions import TibannaError
 from tibanna.protocol import RUNNING, SUCCEEDED
+
+if TYPE_CHECKING:
+    from tibanna.clock import Clock
 
 Logger = logging.Logger | logging.LoggerAdapter | Any
 Job = dict[str, Any]
