@@ -20,7 +20,7 @@ def test_version_and_help_on_every_verb():
     assert run("-v").stdout.strip().startswith("tibanna ")
     verbs = ["run_workflow", "run_batch_workflows", "stat", "kill", "kill_all", "log", "info", "add_user", "users",
              "list_sfns", "rerun", "rerun_many", "setup_tibanna_env", "deploy_unicorn", "deploy_core", "cleanup",
-             "plot_metrics", "cost", "cost_estimate"]
+             "plot_metrics", "cost", "cost_estimate", "job_schema"]
     for verb in verbs:
         p = run(verb, "--help")
         assert p.returncode == 0 and "usage: tibanna " + verb in p.stdout, verb
@@ -46,6 +46,16 @@ def test_run_stat_log_info(home, api, tmp_path):
     (home / "prices.json").write_text(json.dumps({"instance_types": {"t3.micro": 0.5}}))
     path.write_text(json.dumps(shell_job("true") | {"config": {"log_bucket": "log-bucket", "instance_type": "t3.micro"}}))
     assert run("cost_estimate", "-i", str(path), "-H", "2").stdout.strip().startswith("1.0")
+
+
+def test_job_schema_prints_the_published_schema(tmp_path):
+    from tibanna import jobspec
+
+    p = run("job_schema")
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert p.stdout == jobspec.SCHEMA_PATH.read_text()
+    schema = json.loads(p.stdout)
+    assert schema["$schema"].startswith("https://json-schema.org/") and schema["required"] == ["config", "args"]
 
 
 def test_user_mistakes_print_one_line(home, tmp_path):

@@ -188,6 +188,12 @@ def cmd_cost_estimate(a):
     print(f"{value} ({kind})")
 
 
+def cmd_job_schema(a):
+    from tibanna import jobspec
+
+    print(jobspec.json_schema_text(), end="")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tibanna", description="Run and track Tibanna jobs "
                                      "(backend: TIBANNA_BACKEND, default local).")
@@ -311,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-H", "--hours", type=float, help="expected run time in hours (with --input-json)")
     p.add_argument("-u", "--update-tsv", action="store_true", help="write the estimate into metrics_report.tsv")
     p.add_argument("-f", "--force", action="store_true", help="estimate even when the actual cost is known")
+
+    verb("job_schema", cmd_job_schema, "print the JSON Schema of a job description (for editors and validators)")
     return parser
 
 

@@ -4,8 +4,11 @@ Both backends and the agent speak through objects in the job's log bucket, under
 """
 from __future__ import annotations
 
-import datetime as _dt
+import copy
+import datetime as dt
+import json
 import re
+from typing import Any, Iterable
 
 # Time stamps in run/postrun JSON and the index, as upstream writes them.
 TIME_FORMAT = "%Y%m%d-%H:%M:%S-UTC"
@@ -53,15 +56,15 @@ def metrics_key(jobid: str, name: str) -> str:
     return key(jobid, METRICS_DIR + name)
 
 
-def now_stamp(when: _dt.datetime | None = None) -> str:
+def now_stamp(when: dt.datetime | None = None) -> str:
     """A UTC time stamp in upstream's format."""
-    when = when or _dt.datetime.now(_dt.timezone.utc)
-    return when.astimezone(_dt.timezone.utc).strftime(TIME_FORMAT)
+    when = when or dt.datetime.now(dt.timezone.utc)
+    return when.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
 
 
-def parse_stamp(stamp: str) -> _dt.datetime:
+def parse_stamp(stamp: str) -> dt.datetime:
     """Parse upstream's time stamp into an aware UTC datetime."""
-    return _dt.datetime.strptime(stamp, TIME_FORMAT).replace(tzinfo=_dt.timezone.utc)
+    return dt.datetime.strptime(stamp, TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
 
 
 def execution_arn(region: str, account: str, sfn: str, run_name: str) -> str:
@@ -79,10 +82,6 @@ def split_execution_arn(arn: str) -> tuple[str, str]:
 
 # ---------------------------------------------------------------------------------------------
 # run.json and postrun JSON: written by the API at submission and by the agent.
-
-import copy as _copy  # noqa: E402  (this section was appended; its imports stay with it)
-import json as _json  # noqa: E402
-from typing import Any as _Any, Iterable as _Iterable  # noqa: E402
 
 # Config fields that never leave the client: dropped from run.json, blanked in the postrun JSON.
 SECRET_CONFIG_FIELDS = ("password", "key_name")
@@ -138,7 +137,7 @@ def build_run_json(description: dict) -> dict:
     if not jobid:
         raise ValueError("build_run_json needs a description with its jobid")
     args, config = description["args"], description["config"]
-    run_config = {k: _copy.deepcopy(v) for k, v in config.items() if k not in SECRET_CONFIG_FIELDS}
+    run_config = {k: copy.deepcopy(v) for k, v in config.items() if k not in SECRET_CONFIG_FIELDS}
     return {
         "config": run_config,
         "Job": {
@@ -147,14 +146,14 @@ def build_run_json(description: dict) -> dict:
             "Input": {
                 "Input_files_data": _input_data(args.get("input_files", {})),
                 "Secondary_files_data": _input_data(args.get("secondary_files", {})),
-                "Input_parameters": _copy.deepcopy(args.get("input_parameters", {})),
-                "Env": _copy.deepcopy(args.get("input_env", {})),
+                "Input_parameters": copy.deepcopy(args.get("input_parameters", {})),
+                "Env": copy.deepcopy(args.get("input_env", {})),
             },
             "Output": {
                 "output_bucket_directory": args["output_S3_bucket"],
-                "output_target": _copy.deepcopy(args.get("output_target", {})),
-                "secondary_output_target": _copy.deepcopy(args.get("secondary_output_target", {})),
-                "alt_cond_output_argnames": _copy.deepcopy(args.get("alt_cond_output_argnames", {})),
+                "output_target": copy.deepcopy(args.get("output_target", {})),
+                "secondary_output_target": copy.deepcopy(args.get("secondary_output_target", {})),
+                "alt_cond_output_argnames": copy.deepcopy(args.get("alt_cond_output_argnames", {})),
             },
             "Log": {"log_bucket_directory": config["log_bucket"]},
             "start_time": now_stamp(),
@@ -178,7 +177,7 @@ def initial_postrun_json(run_json: dict, *, instance_id: str, instance_type: str
 
     The config's secrets come back as '' (upstream's Config defaults re-add them that way).
     """
-    postrun = _copy.deepcopy(run_json)
+    postrun = copy.deepcopy(run_json)
     postrun["config"].update({field: "" for field in SECRET_CONFIG_FIELDS})
     postrun["Job"].update({"instance_id": instance_id, "instance_type": instance_type,
                            "instance_availablity_zone": availability_zone,  # sic: upstream's key
@@ -187,7 +186,7 @@ def initial_postrun_json(run_json: dict, *, instance_id: str, instance_type: str
     return postrun
 
 
-def status_string(codes: _Iterable[int]) -> str:
+def status_string(codes: Iterable[int]) -> str:
     """Upstream's JOB_STATUS: "0" when every step's exit code is 0, else all of them, e.g. "0,0,1"."""
     codes = list(codes)
     return "0" if all(code == 0 for code in codes) else ",".join(str(code) for code in codes)
@@ -199,7 +198,7 @@ def set_postrun_error(postrun: dict, name: str, message: str) -> None:
     postrun["Job"]["error_message"] = message
 
 
-def _without_none(value: _Any) -> _Any:
+def _without_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
@@ -209,4 +208,4 @@ def _without_none(value: _Any) -> _Any:
 
 def dump_json(document: dict) -> bytes:
     """run.json / postrun JSON bytes as upstream writes them: None-valued keys dropped, indent 4, sorted keys."""
-    return _json.dumps(_without_none(document), indent=4, sort_keys=True).encode()
+    return json.dumps(_without_none(document), indent=4, sort_keys=True).encode()

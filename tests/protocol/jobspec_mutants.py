@@ -42,7 +42,7 @@ ROOT_NAMES = ("jobid", "dependency", "args", "config", "_tibanna", "app_name", "
 REFUSAL_STARTS = tuple(f"{name}{sep}" for name in ("input_json", *ROOT_NAMES) for sep in (".", "[", ":"))
 
 FIELD_NAMES = sorted({
-    *jobspec._CONFIG_CHECKS, *jobspec._ARGS_CHECKS, "log_bucket", "output_S3_bucket", "ebs_size", "dependency",
+    *jobspec.Config.model_fields, *jobspec.Args.model_fields, "log_bucket", "output_S3_bucket", "ebs_size", "dependency",
     "cwl_main_filename", "wdl_main_filename", "snakemake_main_filename", "bucket_name", "object_key",
     "object_prefix", "rename", "unzip", "mount", "profile", "tag", "error_type", "pattern", "multiline",
     "exec_arn", "job_id",

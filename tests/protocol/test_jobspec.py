@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import hypothesis as hyp
+import jsonschema
 import pytest
 from hypothesis import strategies as st
 
@@ -375,6 +376,49 @@ def test_redacted():
         == ["", "", "", ""]
     assert clean["config"]["log_bucket"] == "log-bucket"
     assert data["config"]["password"] == "pw"
+
+
+# ---------------------------------------------------------------------------------------------
+# The published JSON Schema.
+
+SCHEMA = jsonschema.Draft202012Validator(json.loads(jobspec.SCHEMA_PATH.read_text()))
+
+
+def test_schema_file_is_what_the_models_generate():
+    assert jobspec.SCHEMA_PATH.read_text() == jobspec.json_schema_text(), \
+        "stale: regenerate with `tibanna job_schema > tibanna/jobspec/job.schema.json`"
+    jsonschema.Draft202012Validator.check_schema(SCHEMA.schema)
+    assert SCHEMA.schema["title"] == "Tibanna job description"
+    assert set(SCHEMA.schema["$defs"]) >= {"Config", "CwlArgs", "WdlArgs", "SnakemakeArgs", "ShellArgs", "InputFile",
+                                           "OutputDestination", "CustomError", "Dependency"}
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_accepted_upstream_description_valid_by_the_schema(path: Path):
+    jobspec.parse(path)
+    SCHEMA.validate(json.loads(path.read_text()))
+
+
+@pytest.mark.parametrize("base", [SHELL, CWL, WDL, SNAKEMAKE], ids=["shell", "cwl", "wdl", "snakemake"])
+def test_parsed_description_valid_by_the_schema(base):
+    SCHEMA.validate(base)
+    SCHEMA.validate(jobspec.parse(base))
+
+
+@pytest.mark.parametrize("changes, where", [
+    ([(c("ebs_type"), "gp9")], ["config", "ebs_type"]),
+    ([(c("log_bucket"), DROP)], ["config"]),
+    ([(c("spot_instance"), "yes")], ["config", "spot_instance"]),
+    ([(a("input_files"), {"in": {"bucket_name": "My_Bucket", "object_key": "x"}})], ["args"]),
+    ([(a("container_image"), DROP)], ["args"]),
+    ([(a("language"), "python")], ["args"]),
+])
+def test_schema_refuses_what_the_parser_refuses(changes, where):
+    data = variant(SHELL, *changes)
+    with pytest.raises(TibannaError):
+        jobspec.parse(data)
+    errors = list(SCHEMA.iter_errors(data))
+    assert errors and any(list(error.absolute_path)[:len(where)] == where for error in errors), errors
 
 
 # ---------------------------------------------------------------------------------------------

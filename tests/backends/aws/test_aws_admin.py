@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import importlib.metadata
 import io
 import json
+import platform
 import subprocess
 import sys
 import zipfile
@@ -63,7 +65,7 @@ def test_roles_profile_group_and_state_machine(deployed):
     assert [r["ErrorEquals"][0] for r in states["CheckTaskAwsem"]["Retry"]] == [
         "EC2StartingException", "StillRunningException", "Lambda.ServiceException"]
     functions = boto3.client("lambda").get_function_configuration(FunctionName=f"check_task_awsem_{group}")
-    assert functions["Runtime"] == "python3.12"
+    assert functions["Runtime"] == build.LAMBDA_RUNTIME and functions["Architectures"] == ["x86_64"]
     assert functions["Handler"] == "tibanna.backends.aws.lambdas.check_task_awsem.handler"
 
 
@@ -112,13 +114,20 @@ def test_builds_are_reproducible():
     assert f"tibanna_agent/{first.name}" in names_in_zip
 
 
+def test_the_lambdas_zip_holds_pydantic_for_their_architecture_or_deploy_refuses(monkeypatch):
+    code = build.build_lambda_zip(build.agent_bundle())
+    assert len(code) < build.LAMBDA_ZIP_LIMIT
+    names_in_zip = zipfile.ZipFile(io.BytesIO(code)).namelist()
+    assert "pydantic/main.py" in names_in_zip and [n for n in names_in_zip if n.startswith("pydantic_core/_pydantic_core")]
+    monkeypatch.setattr(build, "LAMBDA_ARCH", "aarch64")  # not this machine's, and pip cannot fetch it
+    with pytest.raises(RuntimeError, match="compiled files of pydantic for Linux aarch64"):
+        build.build_lambda_zip(build.agent_bundle(), download=lambda *args: None)
+
+
 def test_the_agent_bundle_holds_the_installed_closure_per_architecture(tmp_path):
     """Pure files once, compiled ones per architecture; a wheel fetched for another architecture
     lands in its tree; an architecture that cannot be had is left out."""
-    import importlib.metadata
-    import json
-
-    psutil = importlib.metadata.version("psutil")
+    psutil, pydantic_core = importlib.metadata.version("psutil"), importlib.metadata.version("pydantic_core")
     fetched = []
 
     def download(name, version, arch, folder):
@@ -127,8 +136,8 @@ def test_the_agent_bundle_holds_the_installed_closure_per_architecture(tmp_path)
             return None
         wheel = folder / f"{name}-{version}-cp36-abi3-manylinux2014_aarch64.whl"
         with zipfile.ZipFile(wheel, "w") as archive:
-            archive.writestr("psutil/__init__.py", "ARCH = 'aarch64'\n")
-            archive.writestr(f"psutil-{version}.data/scripts/x", "")  # not importable: left out
+            archive.writestr(f"{name}/__init__.py", "ARCH = 'aarch64'\n")
+            archive.writestr(f"{name}-{version}.data/scripts/x", "")  # not importable: left out
         return wheel
 
     bundle = build.build_agent_bundle(download)
@@ -136,15 +145,43 @@ def test_the_agent_bundle_holds_the_installed_closure_per_architecture(tmp_path)
     manifest = json.loads(archive.read(build.MANIFEST))
     assert bundle.arches == ("x86_64", "aarch64") == tuple(manifest["arches"])
     assert manifest["distributions"]["psutil"] == psutil and "botocore" in manifest["distributions"]
-    assert fetched == [("psutil", psutil, "aarch64")]  # x86_64 is this machine's: taken as installed
+    # x86_64 is this machine's: taken as installed
+    assert fetched == [("psutil", psutil, "aarch64"), ("pydantic_core", pydantic_core, "aarch64")]
     names = archive.namelist()
     assert "any/boto3/__init__.py" in names and "any/tibanna/agent/__main__.py" in names
     assert "x86_64/psutil/__init__.py" in names and "any/psutil/__init__.py" not in names
     assert archive.read("aarch64/psutil/__init__.py") == b"ARCH = 'aarch64'\n"
+    assert "x86_64/pydantic_core/__init__.py" in names and "any/pydantic/main.py" in names
     assert not [n for n in names if ".data/" in n or n.endswith(".pyc")]
     offline = build.build_agent_bundle(lambda *args: None)
     assert offline.arches == ("x86_64",)
     assert manifest["python"] == offline.python == "%d.%d" % sys.version_info[:2]
+
+
+_CLIENTS_PROBE = """
+import json, sys
+sys.path[:0] = json.loads(sys.argv[1])
+import botocore.exceptions, botocore.session
+session = botocore.session.get_session()
+for name in sys.argv[2:]:
+    session.create_client(name, region_name="us-east-1")
+try:
+    session.create_client("lambda", region_name="us-east-1")
+except botocore.exceptions.UnknownServiceError:
+    print("no lambda")
+print(botocore.__file__)
+"""
+
+
+def test_the_bundles_botocore_serves_the_agents_services_only(tmp_path):
+    """The instance's Python, with only the bundle's trees on its path, makes a client for each
+    service the agent calls, and has no model of the others."""
+    zipfile.ZipFile(io.BytesIO(build.agent_bundle().data)).extractall(tmp_path)
+    trees = json.dumps([str(tmp_path / build.PURE), str(tmp_path / platform.machine())])
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", _CLIENTS_PROBE, trees, *build.AGENT_AWS_SERVICES],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["no lambda", str(tmp_path / build.PURE / "botocore" / "__init__.py")]
 
 
 def test_the_deployed_bundle_carries_the_installed_engines():

@@ -1,12 +1,15 @@
 """Reproducible builds from the installed packages: the agent's bundle and the Lambdas' zip.
 
 The agent's bundle is what an instance runs: this package and the exact distributions its agent
-imports (boto3's closure and psutil, and cwltool's and miniwdl's when installed), at the versions
-installed where deploy runs, which are the versions that were tested. It is a zip of ready-to-import trees, `any/` for pure-Python files and
-one tree per CPU architecture for compiled ones, that the instance extracts onto `sys.path`: no
-pip, no index, nothing resolved at boot. Compiled distributions of another architecture than the
+imports (boto3's, psutil's and pydantic's closures, and cwltool's and miniwdl's when installed), at
+the versions installed where deploy runs, which are the versions that were tested. It is a zip of
+ready-to-import trees, `any/` for pure-Python files and one tree per CPU architecture for compiled
+ones, that the instance extracts onto `sys.path`: no pip, no index, nothing resolved at boot. Compiled distributions of another architecture than the
 deploying machine's are fetched once, at deploy, with `pip download`; an architecture whose
 wheels cannot be had is left out, and launching on it is refused.
+
+The Lambdas' zip holds the package and pydantic's closure, built the same way for the Lambdas'
+architecture and for the deploying Python's version, which is the runtime deploy gives them.
 
 Both artifacts have fixed timestamps and permissions and sorted entries, so the same
 installation gives byte-identical files (and the sha256 the instance checks before it extracts).
@@ -23,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -32,13 +35,22 @@ import tibanna
 
 log = logging.getLogger(__name__)
 
-AGENT_REQUIREMENTS = ("boto3", "psutil")  # what the agent imports on an instance beyond the standard library
+AGENT_REQUIREMENTS = ("boto3", "psutil", "pydantic")  # what the agent imports on an instance beyond the standard library
+# The AWS services the agent calls (storage/s3.py's clients, agent/): the bundle's botocore keeps only
+# their models, a seventh of its size (the instance downloads the bundle at each boot).
+AGENT_AWS_SERVICES = ("cloudwatch", "ec2", "ecr", "s3", "stepfunctions", "sts")
+LAMBDA_REQUIREMENTS = ("pydantic",)  # what the Lambdas import beyond the standard library and the runtime's boto3
+# CreateFunction/UpdateFunctionCode take a zip of at most 50 MiB (the API's "Request must be smaller
+# than 69905067 bytes": that zip in base64); moto takes any size.
+LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024
+LAMBDA_ARCH = "x86_64"  # the Lambdas' architecture: their compiled files are built for it
 ENGINES = ("cwltool", "miniwdl")  # the CWL and WDL engines the agent drives: bundled when installed at deploy
 ARCHES = ("x86_64", "aarch64")  # `uname -m` of the instances Tibanna launches
 PURE = "any"  # the bundle's tree of pure-Python files
 MANIFEST = "MANIFEST.json"
-# The instance runs the Python version that deploys (compiled files are built for one version).
+# The instances and the Lambdas run the Python version that deploys (compiled files are built for one version).
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+LAMBDA_RUNTIME = f"python{PYTHON_VERSION}"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _LAMBDA_BUNDLE_DIR = "tibanna_agent"
 # The deployed run_task Lambda's environment: where its agent bundle is, its sha256 and architectures.
@@ -205,36 +217,61 @@ def installed_engines() -> tuple[str, ...]:
     return tuple(found)
 
 
+@dataclass
+class _Closure:
+    """The files of `roots` and what they need, by tree (`any` or an architecture), with versions."""
+
+    entries: list[tuple[str, bytes]] = field(default_factory=list)  # ("<tree>/<path>", bytes)
+    versions: dict[str, str] = field(default_factory=dict)
+    scripts: dict[str, str] = field(default_factory=dict)  # console scripts: name -> module:function
+    missing: set[str] = field(default_factory=set)  # architectures some compiled file could not be had for
+
+
+def _closure(roots: tuple[str, ...], arches: tuple[str, ...], download: Downloader) -> _Closure:
+    """The installed closure of `roots`: pure files in `any/`, compiled ones in one tree per architecture
+    (this machine's installed files where they were built for Linux on it, else the downloaded wheel)."""
+    found = _Closure()
+    for dist in requirement_closure(roots):
+        name, version = dist.metadata["Name"], dist.version
+        found.versions[name] = version
+        found.scripts |= {entry.name: entry.value for entry in dist.entry_points if entry.group == "console_scripts"}
+        if _is_pure(dist):
+            found.entries += [(f"{PURE}/{path}", data) for path, data in _installed_files(dist)]
+            continue
+        for arch in arches:
+            if _linux_arch(dist) == arch and sys.platform.startswith("linux"):
+                found.entries += [(f"{arch}/{path}", data) for path, data in _installed_files(dist)]
+                continue
+            with tempfile.TemporaryDirectory() as folder:
+                wheel = download(name, version, arch, Path(folder))
+                if wheel is None:
+                    found.missing.add(arch)
+                    continue
+                found.entries += [(f"{arch}/{path}", data) for path, data in _wheel_files(wheel)]
+    return found
+
+
+def _agent_needs(entry: str) -> bool:
+    """All of the closure but botocore's models of services the agent never calls."""
+    parts = entry.split("/")
+    return not (parts[1:3] == ["botocore", "data"] and len(parts) > 4 and parts[3] not in AGENT_AWS_SERVICES)
+
+
 def build_agent_bundle(download: Downloader = pip_download,
                        roots: tuple[str, ...] = AGENT_REQUIREMENTS) -> AgentBundle:
     """`tibanna-agent-<version>.zip` of `roots` and what they need: `any/`, one tree per architecture
     available, and a manifest naming each distribution's version, the architectures, the Python and
     the console scripts (`name: module:function`) the instance writes for that Python."""
+    closure = _closure(roots, ARCHES, download)
     entries = [(f"{PURE}/{name}", data) for name, data in _tibanna_files()]
-    versions, missing, scripts = {"tibanna": tibanna.__version__}, set(), {}
-    for dist in requirement_closure(roots):
-        name, version = dist.metadata["Name"], dist.version
-        versions[name] = version
-        scripts |= {entry.name: entry.value for entry in dist.entry_points if entry.group == "console_scripts"}
-        if _is_pure(dist):
-            entries += [(f"{PURE}/{path}", data) for path, data in _installed_files(dist)]
-            continue
-        for arch in ARCHES:
-            if _linux_arch(dist) == arch and sys.platform.startswith("linux"):
-                entries += [(f"{arch}/{path}", data) for path, data in _installed_files(dist)]
-                continue
-            with tempfile.TemporaryDirectory() as folder:
-                wheel = download(name, version, arch, Path(folder))
-                if wheel is None:
-                    missing.add(arch)
-                    continue
-                entries += [(f"{arch}/{path}", data) for path, data in _wheel_files(wheel)]
-    arches = tuple(arch for arch in ARCHES if arch not in missing)
-    if missing:
+    entries += [(name, data) for name, data in closure.entries if _agent_needs(name)]
+    arches = tuple(arch for arch in ARCHES if arch not in closure.missing)
+    if closure.missing:
         log.warning("the agent's bundle has no compiled files for %s: instances of that architecture cannot "
-                    "be launched until a deploy can fetch them", ", ".join(sorted(missing)))
+                    "be launched until a deploy can fetch them", ", ".join(sorted(closure.missing)))
     manifest = {"tibanna": tibanna.__version__, "arches": list(arches), "python": PYTHON_VERSION,
-                "distributions": versions, "scripts": dict(sorted(scripts.items()))}
+                "distributions": {"tibanna": tibanna.__version__, **closure.versions},
+                "scripts": dict(sorted(closure.scripts.items()))}
     entries.append((MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode()))
     built = _artifact(f"tibanna-agent-{tibanna.__version__}.zip", entries)
     return AgentBundle(built.name, built.data, built.sha256, arches)
@@ -256,12 +293,23 @@ def _lambda_extras() -> list[tuple[str, Path]]:
     return package_files(Benchmark)
 
 
-def build_lambda_zip(bundle: Artifact) -> bytes:
-    """The Lambdas' code: the package (boto3 comes with the runtime), Benchmark-4dn if installed, and
-    the agent's bundle (stored as is: it is compressed already)."""
+def build_lambda_zip(bundle: Artifact, download: Downloader = pip_download) -> bytes:
+    """The Lambdas' code: the package and the closure of what it imports beyond the runtime's boto3
+    (pydantic, built for LAMBDA_ARCH and the runtime's Python, which is the deploying one),
+    Benchmark-4dn if installed, and the agent's bundle (stored as is: it is compressed already)."""
+    closure = _closure(LAMBDA_REQUIREMENTS, (LAMBDA_ARCH,), download)
+    if closure.missing:
+        raise RuntimeError(f"the Lambdas need the compiled files of {', '.join(LAMBDA_REQUIREMENTS)} for Linux "
+                           f"{LAMBDA_ARCH} and Python {PYTHON_VERSION}, and pip could not fetch them: deploy "
+                           "from a machine where pip can reach an index (or a mirror) that has them")
+    entries = [(name, path.read_bytes()) for name, path in package_files() + _lambda_extras()]
+    entries += [(entry.split("/", 1)[1], data) for entry, data in closure.entries]  # one tree: /var/task
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for name, path in sorted(package_files() + _lambda_extras()):
-            _add(archive, name, path.read_bytes())
+        for name, data in sorted(entries):
+            _add(archive, name, data)
         _add(archive, f"{_LAMBDA_BUNDLE_DIR}/{bundle.name}", bundle.data, compress=False)
+    if buffer.tell() > LAMBDA_ZIP_LIMIT:
+        raise RuntimeError(f"the Lambdas' zip is {buffer.tell() / 2**20:.1f} MiB, over Lambda's "
+                           f"{LAMBDA_ZIP_LIMIT / 2**20:.0f} MiB limit (its agent bundle: {len(bundle.data) / 2**20:.1f} MiB)")
     return buffer.getvalue()

@@ -25,7 +25,6 @@ from tibanna.storage.s3 import Clients, S3Store, error_code
 
 log = logging.getLogger(__name__)
 
-LAMBDA_RUNTIME = "python3.12"
 LAMBDA_TIMEOUT = 800  # upstream's
 LAMBDA_MEMORY = 256
 IAM_PROPAGATION_SECONDS = 120  # a new role can take this long to become assumable by Lambda
@@ -124,7 +123,7 @@ class Deployer:
         for kind in kinds:
             function = names.lambda_name(kind, usergroup, suffix)
             config: dict[str, Any] = {
-                "FunctionName": function, "Runtime": LAMBDA_RUNTIME, "Handler": HANDLERS[kind],
+                "FunctionName": function, "Runtime": build.LAMBDA_RUNTIME, "Handler": HANDLERS[kind],
                 "Role": role_arn(self.clients.account, usergroup, kind), "Timeout": LAMBDA_TIMEOUT,
                 "MemorySize": LAMBDA_MEMORY, "Environment": {"Variables": environment}}
             if subnets or security_groups:
@@ -137,7 +136,7 @@ class Deployer:
         """Create or update a Lambda; return once it is Active with its last update applied."""
         client, function = self.clients("lambda"), config["FunctionName"]
         try:
-            client.update_function_code(FunctionName=function, ZipFile=code)
+            client.update_function_code(FunctionName=function, ZipFile=code, Architectures=[build.LAMBDA_ARCH])
         except ClientError as err:
             if error_code(err) != "ResourceNotFoundException":
                 raise
@@ -156,7 +155,7 @@ class Deployer:
         delay = 1.0
         while True:
             try:
-                self.clients("lambda").create_function(Code={"ZipFile": code}, **config)
+                self.clients("lambda").create_function(Code={"ZipFile": code}, Architectures=[build.LAMBDA_ARCH], **config)
                 return
             except ClientError as err:
                 message = err.response.get("Error", {}).get("Message", "")
