@@ -167,7 +167,7 @@ def test_metrics_and_cost_of_an_ended_job(api):
     assert wait_done(api, jobid) == "SUCCEEDED"
     report = api.plot_metrics(jobid, open_browser=False)
     assert report.endswith(f"{jobid}.metrics/metrics.html")
-    assert api.job_file(jobid, "metrics").startswith(b"<!DOCTYPE html>") or b"<html" in api.job_file(jobid, "metrics")
+    assert b"<html" in api.job_file(jobid, "metrics")
     cost, kind = api.cost_estimate(job_id=jobid)
     assert cost >= 0 and isinstance(kind, str)
     assert api.cost(jobid) >= 0

@@ -2,7 +2,8 @@
 
 The task instances are the metadata DB's rows (as the api-server hands them to listeners), with
 the trigger row the task deferred on; the events go through Airflow's listener manager, so the
-plugin's registration is tested too. The jobs are the stub backend's. The real api-server path is in tests/provider/airflow/deployment.
+plugin's registration is tested too. The jobs are the stub backend's. The real api-server path
+is in tests/provider/airflow/deployment.
 """
 from __future__ import annotations
 

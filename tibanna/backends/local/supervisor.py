@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 from tibanna import exceptions, protocol, settings
-from tibanna.clock import REAL_CLOCK, Clock
 from tibanna.backends.local.finalize import finalize
 from tibanna.backends.local.home import Home
 from tibanna.backends.local.index import Index
@@ -27,6 +26,7 @@ from tibanna.backends.local.launcher import try_lock
 from tibanna.backends.local.processes import worker_alive
 from tibanna.backends.local.resources import Reservations, machine_capacity
 from tibanna.backends.local.worker import Worker, fork_worker
+from tibanna.clock import REAL_CLOCK, Clock
 from tibanna.storage import LocalStore
 
 log = logging.getLogger(__name__)

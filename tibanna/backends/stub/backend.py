@@ -167,7 +167,8 @@ class StubBackend(Backend):
             return False
         ended = [dep.record.stop_time for dep in deps if dep is not None]
         released = max([run.record.start_time, *ended])
-        failed = [ref for ref, dep in zip(run.depends_on, deps) if dep is None or dep.record.status != protocol.SUCCEEDED]
+        failed = [ref for ref, dep in zip(run.depends_on, deps)
+                  if dep is None or dep.record.status != protocol.SUCCEEDED]
         if failed:
             cause = "A Job that this job is dependent on failed: " + ", ".join(failed)
             self._end(run, released, Ending(protocol.FAILED, exceptions.DependencyFailedException.__name__, cause))
