@@ -11,8 +11,8 @@ from typing import Iterator
 
 from tibanna.backends.base import Backend
 
-_substitutes: list[Backend] = []
-_lock = threading.Lock()
+_substitutes: tuple[Backend, ...] = ()  # replaced whole, never changed in place: a reader needs no lock
+_writing = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -25,16 +25,18 @@ def substitute(backend: Backend) -> Iterator[Backend]:
         with substitute(StubBackend(tmp_path, script=Script.succeeds(after=60))):
             dag.test()
     """
-    with _lock:
-        _substitutes.append(backend)
+    global _substitutes
+    with _writing:
+        _substitutes = (*_substitutes, backend)
     try:
         yield backend
     finally:
-        with _lock:
-            _substitutes.remove(backend)
+        with _writing:
+            index = len(_substitutes) - 1 - _substitutes[::-1].index(backend)
+            _substitutes = _substitutes[:index] + _substitutes[index + 1:]
 
 
 def substituted() -> Backend | None:
     """The backend of the innermost `substitute` block in force, or None."""
-    with _lock:
-        return _substitutes[-1] if _substitutes else None
+    found = _substitutes
+    return found[-1] if found else None
