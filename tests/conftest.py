@@ -14,6 +14,7 @@ from jobhelpers import free_port, kill_supervisor
 
 if TYPE_CHECKING:
     from service_models import Violations
+    from tibanna.backends.stub import StubBackend
 
 os.environ.setdefault("TIBANNA_SUPERVISOR_IDLE_SECONDS", "3")
 os.environ.pop("TIBANNA_BACKEND", None)
@@ -35,6 +36,18 @@ def api(home: Path):
     from tibanna.core import API
 
     return API()
+
+
+@pytest.fixture
+def stub(tmp_path: Path) -> Iterator[StubBackend]:
+    """A stub backend on a fake clock behind every API the test makes, its hooks', operators' and
+    tasks' too (`tibanna.backends.substitute`); its jobs succeed after a second unless the test
+    sets `stub.script`."""
+    from tibanna.backends import substitute
+    from tibanna.backends.stub import StubBackend
+
+    with substitute(StubBackend(tmp_path / "stub")) as backend:
+        yield backend
 
 
 @pytest.fixture(scope="session")

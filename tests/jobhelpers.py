@@ -1,14 +1,19 @@
-"""Helpers for tests that run real jobs: descriptions and waiting."""
+"""Helpers for tests that run jobs: descriptions, waiting, and scripts for the stub backend."""
 from __future__ import annotations
 
 import os
 import signal
 import socket
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import psutil
 import pytest
+
+from tibanna.clock import REAL_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from tibanna.backends.stub import Script
 
 
 def kill_supervisor(home: Path) -> None:
@@ -21,20 +26,32 @@ def kill_supervisor(home: Path) -> None:
             pass
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
-    """Poll until predicate() is truthy; return its value or fail the test."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, clock: Clock = REAL_CLOCK):
+    """Poll until predicate() is truthy; return its value or fail the test. Time is `clock`'s."""
+    deadline = clock.now() + timeout
+    while clock.now() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(interval)
+        clock.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
 
 
 def wait_done(api, jobid: str, timeout: float = 30.0) -> str:
-    """Wait until a job leaves RUNNING; return its final status."""
-    return wait_for(lambda: (s := api.check_status(job_id=jobid)) != "RUNNING" and s, timeout)
+    """Wait until a job leaves RUNNING (on its API's clock: a stub's fake one moves at once); return its
+    final status."""
+    return wait_for(lambda: (s := api.check_status(job_id=jobid)) != "RUNNING" and s, timeout, clock=api.clock)
+
+
+def by_command(scripts: dict[str, Script]) -> Callable[[dict], Script]:
+    """A stub's script per job: the one listed for the job's command (a test names each it submits)."""
+    def script(job: dict) -> Script:
+        command = job["args"]["command"]
+        if command not in scripts:
+            raise AssertionError(f"the test scripted no job with command {command!r} (only {sorted(scripts)})")
+        return scripts[command]
+
+    return script
 
 
 def shell_job(command, *, outputs: dict | None = None, inputs: dict | None = None, **args) -> dict:

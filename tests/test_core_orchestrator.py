@@ -7,7 +7,7 @@ import pytest
 
 from jobhelpers import shell_job, wait_done
 from tibanna.core import API
-from tibanna.exceptions import AWSEMJobErrorException, UserInputError
+from tibanna.exceptions import UserInputError
 
 
 def test_from_settings_picks_backend_home_and_default_sfn(home, tmp_path):
@@ -30,18 +30,6 @@ def test_submit_or_attach_attaches_while_running_and_after_success_then_reruns_a
     assert (second["jobid"], second["rerun_of"], second["attached"]) == ("key-b-2", "key-b", False)
     assert wait_done(api, "key-b-2") == "FAILED"
     assert api.submit_or_attach(failing, "key-b")["jobid"] == "key-b-3"
-
-
-def test_a_failed_job_record_names_its_error_and_becomes_its_own_exception(api):
-    jobid = api.run_workflow(shell_job("echo 'no reference genome' >&2; exit 3"))["jobid"]
-    assert wait_done(api, jobid) == "FAILED"
-    job = api.job(jobid)
-    assert job["error"] == "AWSEMJobErrorException" and job["cause"]
-    assert api.jobs([jobid, "unknown"]) == [job] and api.job("unknown") is None
-    error = api.job_failure(job)
-    assert isinstance(error, AWSEMJobErrorException)
-    assert str(error).startswith(f"job {jobid} FAILED with AWSEMJobErrorException") and "no reference genome" in str(
-        error)
 
 
 def test_links_and_job_files_of_a_local_job(api, home):

@@ -5,6 +5,9 @@ call to the module that does it: `submission` (parsing, naming and submitting jo
 `views` (the shapes upstream returns, docs/design.md 3.3), `job_files` (a job's log-bucket
 objects), `job_reports` (metrics and cost) and `idempotency` (an orchestrator's keys). The backend
 is `API(backend=...)`, else `TIBANNA_BACKEND`, else `local`.
+
+The status words its methods return (`RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`) are
+part of this public API, for callers that compare them (the provider does).
 """
 from __future__ import annotations
 
@@ -14,8 +17,13 @@ import time
 from typing import Any, Iterable
 
 from tibanna import idempotency, job_files, job_reports, protocol, reruns, settings, submission, views
+from tibanna.backends import substituted
 from tibanna.backends.base import Backend, JobRecord
+from tibanna.clock import REAL_CLOCK, Clock
 from tibanna.exceptions import TibannaError, UserInputError, job_error
+from tibanna.protocol import ABORTED, FAILED, RUNNING, STATUSES, SUCCEEDED, TIMED_OUT
+
+__all__ = ["API", "ABORTED", "FAILED", "RUNNING", "STATUSES", "SUCCEEDED", "TIMED_OUT"]
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +42,11 @@ class API:
     """Upstream Tibanna's Python API, on the local or the AWS backend."""
 
     def __init__(self, backend: str | Backend | None = None, **backend_options: Any) -> None:
+        if not isinstance(backend, Backend):
+            backend = substituted() or backend  # a test's stand-in (tibanna.backends.substitute)
         if isinstance(backend, Backend):
             self._backend: Backend | None = backend
+            self.backend_name = backend.name
             return
         self.backend_name = backend or settings.TIBANNA_BACKEND.get()
         if self.backend_name not in BACKENDS:
@@ -56,6 +67,12 @@ class API:
 
                 self._backend = AWSBackend(**self._backend_options)
         return self._backend
+
+    @property
+    def clock(self) -> Clock:
+        """The time of this API's jobs, which waits on them read and sleep by: real time, unless a
+        Backend instance brings its own (a stub's fake clock); backends made by name run in real time."""
+        return self._backend.clock if self._backend is not None else REAL_CLOCK
 
     # Submission ---------------------------------------------------------------------------------
     def run_workflow(self, input_json: dict | str | os.PathLike, sfn: str | None = None, env: str | None = None,
@@ -98,7 +115,7 @@ class API:
     def check_output(self, exec_arn: str | None = None, job_id: str | None = None) -> dict | None:
         """The execution's output (the job's dict with its `postrunjson`) once it SUCCEEDED, else None."""
         record = self._record(job_id=job_id, exec_arn=exec_arn)
-        if record.status != protocol.SUCCEEDED:
+        if record.status != SUCCEEDED:
             return None
         return (record.description or {}) | {"postrunjson": job_files.read_postrun(self.backend, record)}
 
@@ -113,8 +130,8 @@ class API:
         n = _one_of(n=n, numbers=numbers)
         if job_ids and (n is not None or sfn or status):
             raise UserInputError("job_ids: cannot be combined with n, sfn or status")
-        if status is not None and status not in protocol.STATUSES:
-            raise UserInputError(f"status: {status!r} is not one of {'|'.join(protocol.STATUSES)}")
+        if status is not None and status not in STATUSES:
+            raise UserInputError(f"status: {status!r} is not one of {'|'.join(STATUSES)}")
         if n is not None and (not isinstance(n, int) or n < 0):
             raise UserInputError(f"n: {n!r} is not a number of lines")
         if job_ids:
@@ -146,7 +163,7 @@ class API:
              soft: bool = False) -> None:
         """End a running job (a plain kill gives ABORTED; soft gives FAILED with JobAbortedException)."""
         record = self._record(job_id=job_id, exec_arn=exec_arn)
-        if record.status != protocol.RUNNING:
+        if record.status != RUNNING:
             log.info("job %s is %s; nothing to kill", record.jobid, record.status)
             return
         self.backend.kill(record, soft=soft)
@@ -154,7 +171,7 @@ class API:
 
     def kill_all(self, sfn: str | None = None, soft: bool = False) -> list[str]:
         """Kill every running job of a step function; returns their ids."""
-        records = self.backend.list(sfn or self.backend.default_sfn(), protocol.RUNNING)
+        records = self.backend.list(sfn or self.backend.default_sfn(), RUNNING)
         for record in records:
             self.backend.kill(record, soft=soft)
         return [r.jobid for r in records]
@@ -196,8 +213,8 @@ class API:
         defines it (with the system on UTC, stophour=12 and offset=5 mean 17:00 UTC, as upstream).
         """
         cutoff = reruns.stop_cutoff(stopdate, stophour, stopminute, offset)
-        if status not in protocol.STATUSES:
-            raise UserInputError(f"status: {status!r} is not one of {'|'.join(protocol.STATUSES)}")
+        if status not in STATUSES:
+            raise UserInputError(f"status: {status!r} is not one of {'|'.join(STATUSES)}")
         results = []
         for record in self.backend.list(sfn or self.backend.default_sfn(), status, stopped_after=cutoff):
             result = self.rerun(job_id=record.jobid, sfn=sfn, **rerun_options)

@@ -9,6 +9,7 @@ import json
 
 from tibanna import protocol
 from tibanna.backends.base import Backend, JobRecord
+from tibanna.storage import LocalStore
 from tibanna.submission import console_url
 
 # A job's files an orchestrator links to, by name (see API.links).
@@ -32,7 +33,7 @@ def links(backend: Backend, record: JobRecord, expires: int) -> dict[str, str]:
     """URLs of the job's `JOB_FILES` and its `execution` page ('' on local); see `API.links`."""
     keys = {name: protocol.key(record.jobid, suffix) for name, suffix in JOB_FILES.items()}
     store = backend.store
-    if backend.name == "local":
+    if isinstance(store, LocalStore):
         urls = {name: store.path(record.log_bucket, k).resolve().as_uri() for name, k in keys.items()}
         return urls | {"execution": ""}
     s3 = store.s3

@@ -209,3 +209,32 @@ def _without_none(value: Any) -> Any:
 def dump_json(document: dict) -> bytes:
     """run.json / postrun JSON bytes as upstream writes them: None-valued keys dropped, indent 4, sorted keys."""
     return json.dumps(_without_none(document), indent=4, sort_keys=True).encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# The callback to a waiting execution: what the agent and check_task_awsem share.
+
+# AWS: the task token of the execution waiting on a job, handed from check_task_awsem to the agent.
+CALLBACK_JSON = ".callback.json"  # <jobid>.callback.json in the log bucket: {task_token, state_input}
+POSTRUN_PAYLOAD_LIMIT = 30000  # bytes of postrun JSON an execution's output may carry (upstream's)
+
+
+def with_postrun(event: dict, postrun: dict) -> dict:
+    """The execution's output: its input plus the postrun JSON, trimmed to fit the state payload
+    (as upstream: without `commands`, else a note)."""
+    output = dict(event)
+    size = len(json.dumps(event))
+    if len(json.dumps(postrun)) + size < POSTRUN_PAYLOAD_LIMIT:
+        output["postrunjson"] = postrun
+        return output
+    trimmed = {k: v for k, v in postrun.items() if k != "commands"}
+    if len(json.dumps(trimmed)) + size < POSTRUN_PAYLOAD_LIMIT:
+        output["postrunjson"] = trimmed
+    else:
+        output["postrunjson"] = {"log": "postrun json not included due to data size limit"}
+    return output
+
+
+def callback_document(task_token: str, state_input: dict) -> bytes:
+    """What `<jobid>.callback.json` holds."""
+    return json.dumps({"task_token": task_token, "state_input": state_input}).encode()

@@ -11,19 +11,20 @@ A `JobWatcher` takes one look at some jobs (`look`), or looks again and again un
 (`wait`, and `await_wait` for event loops). Each look forwards the jobs' new log lines to a
 logger and raises `JobFailed` as soon as one job ended otherwise than SUCCEEDED. Polls back
 off from `first_delay` to `poll_interval`, so quick jobs are seen quickly and long ones cost
-little. Time comes from the injected `clock` and `sleep` (`asleep` on an event loop), so tests
-drive a fake chronology instead of sleeping.
+little. Time comes from a `tibanna.clock.Clock`, by default the API's (`API.clock`: real time,
+or a stub backend's fake clock, so tests play a chronology instead of sleeping).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from tibanna.core import API
+from tibanna.core import API, RUNNING, SUCCEEDED
 from tibanna.exceptions import TibannaError
-from tibanna.protocol import RUNNING, SUCCEEDED
+
+if TYPE_CHECKING:
+    from tibanna.clock import Clock
 
 Logger = logging.Logger | logging.LoggerAdapter | Any
 Job = dict[str, Any]
@@ -62,19 +63,15 @@ class JobWatcher:
     :param api: where the jobs are.
     :param logger: where forwarded log lines go (`[<jobid>] <line>`).
     :param log_tail: lines of a failed job's log in its error.
-    :param clock: monotonic seconds (injectable for tests).
-    :param sleep: blocking sleep used by `wait`; `asleep`: the awaitable one used by `await_wait`.
+    :param clock: what `wait` reads the time from and pauses with (default: the API's clock).
     """
 
     def __init__(self, api: API, logger: Logger = log, *, log_tail: int = LOG_TAIL,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 asleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 clock: Clock | None = None) -> None:
         self.api = api
         self.logger = logger
         self.log_tail = log_tail
-        self.clock = clock
-        self.sleep = sleep
-        self.asleep = asleep
+        self.clock = clock or api.clock
 
     def look(self, job_ids: Iterable[str], offsets: dict[str, int] | None = None,
              jobs: Mapping[str, Job] | None = None) -> dict[str, Job] | None:
@@ -114,30 +111,30 @@ class JobWatcher:
         """`look` until every job SUCCEEDED; raises `JobFailed`, or `WaitTimeout` after `timeout` seconds
         (the last look is at the deadline)."""
         job_ids = list(job_ids)
-        deadline = None if timeout is None else self.clock() + timeout
+        deadline = None if timeout is None else self.clock.now() + timeout
         for delay in _delays(first_delay, poll_interval):
             done = self.look(job_ids, offsets)
             if done is not None:
                 return done
-            self.sleep(self._until(deadline, delay, job_ids))
+            self.clock.sleep(self._until(deadline, delay, job_ids))
 
     async def await_wait(self, job_ids: Iterable[str], *, poll_interval: float = DEFAULT_POLL_INTERVAL,
                          timeout: float | None = None, offsets: dict[str, int] | None = None,
                          first_delay: float = FIRST_DELAY) -> dict[str, Job]:
         """`wait` for an event loop: each look runs in a thread, the pauses do not block the loop."""
         job_ids = list(job_ids)
-        deadline = None if timeout is None else self.clock() + timeout
+        deadline = None if timeout is None else self.clock.now() + timeout
         for delay in _delays(first_delay, poll_interval):
             done = await asyncio.to_thread(self.look, job_ids, offsets)
             if done is not None:
                 return done
-            await self.asleep(self._until(deadline, delay, job_ids))
+            await self.clock.asleep(self._until(deadline, delay, job_ids))
 
     def _until(self, deadline: float | None, delay: float, job_ids: list[str]) -> float:
         """The pause before the next look: `delay`, cut at the deadline; past it, raise WaitTimeout."""
         if deadline is None:
             return delay
-        left = deadline - self.clock()
+        left = deadline - self.clock.now()
         if left <= 0:
             raise WaitTimeout(f"Tibanna job(s) {', '.join(job_ids)} still RUNNING after the wait's time; "
                               "left running")

@@ -48,10 +48,8 @@ class Callback:
     def _load(self) -> bool:
         """Read the task token from the log bucket (it may appear after the agent started)."""
         if self.token is None and self._client() is not None:
-            from tibanna.backends.aws.callback import CALLBACK_JSON  # an S3 store: boto3 is installed
-
             try:
-                text = self.store.get_text(self.log_bucket, protocol.key(self.jobid, CALLBACK_JSON))
+                text = self.store.get_text(self.log_bucket, protocol.key(self.jobid, protocol.CALLBACK_JSON))
                 if text:
                     document = json.loads(text)
                     self.token, self.state_input = document["task_token"], document["state_input"]
@@ -95,9 +93,7 @@ class Callback:
         """After the terminal marker: the execution's answer; True once Step Functions took it."""
         self.stop()
         if not failed:
-            from tibanna.backends.aws.callback import with_postrun
-
-            sent = self._send("send_task_success", output=json.dumps(with_postrun(self.state_input, postrun)))
+            sent = self._send("send_task_success", output=json.dumps(protocol.with_postrun(self.state_input, postrun)))
         else:
             self._load()
             cause = job_error_message(self.jobid, log_text, (self.state_input.get("args") or {}).get("custom_errors"))

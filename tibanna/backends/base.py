@@ -6,6 +6,7 @@ A backend promises:
 - Status words are those of `tibanna.protocol.STATUSES`; a queued job is RUNNING.
 - Every job ends with exactly one terminal marker in its log bucket (docs/design.md 3.2).
 - Reads cost O(pages), never one call per job.
+- `clock` is the time its jobs live in: real time, but for a stub's fake clock in tests.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import abc
 import dataclasses
 from typing import TYPE_CHECKING, Any, Iterable
 
+from tibanna.clock import REAL_CLOCK, Clock
 from tibanna.exceptions import UserInputError
 from tibanna.storage import ObjectStore
 
@@ -64,6 +66,7 @@ class Backend(abc.ABC):
     store: ObjectStore
     region: str
     account: str
+    clock: Clock = REAL_CLOCK
 
     @abc.abstractmethod
     def default_sfn(self) -> str:

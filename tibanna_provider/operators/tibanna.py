@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from datetime import timedelta
 from functools import cached_property
 from typing import Any, Sequence
@@ -124,7 +123,8 @@ class TibannaJobOperator(TibannaBaseOperator):
         if not self.wait_for_completion:
             return self.watched_job_id
         offsets: dict[str, int] | None = {} if self.forward_log else None
-        started = time.monotonic()
+        clock = self.hook.api.clock
+        started = clock.now()
         watch = self.defer_after if self.deferrable else self.max_wait.total_seconds()
         try:
             self.hook.watcher(self.log).wait([self.watched_job_id], poll_interval=self.poll_interval,
@@ -133,12 +133,12 @@ class TibannaJobOperator(TibannaBaseOperator):
         except JobFailed as err:
             raise TibannaJobFailed(str(err)) from None
         except WaitTimeout as err:
-            left = self.max_wait.total_seconds() - (time.monotonic() - started)
+            left = self.max_wait.total_seconds() - (clock.now() - started)
             if not self.deferrable or left <= 0:
                 raise AirflowException(str(err)) from None
         self.defer(trigger=TibannaJobTrigger([self.watched_job_id], self.tibanna_conn_id, self.poll_interval,
                                              self.forward_log, offsets, owner=self._owner,
-                                             not_before=time.time() + self.first_event_delay),
+                                             not_before=clock.now() + self.first_event_delay),
                    method_name="execute_complete", timeout=timedelta(seconds=left))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:

@@ -8,10 +8,10 @@ Airflow's UI shows an extra link only when it is http(s) or same-origin, so a lo
     GET /tibanna/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/{name}?map_index=N
 
 where `name` is `log`, `postrun` or `metrics`. It finds the task instance's job (the XCom the
-operator pushed under `tibanna_job`: job id and connection id, only ids), then, on the local
-backend, returns the file itself; on AWS, it redirects to a freshly pre-signed URL of the
-log-bucket object (objects are never made public). The caller needs Airflow's permission to
-read that DAG's task logs (the UI's session cookie or a bearer token). The pages are served
+operator pushed under `tibanna_job`: job id and connection id, only ids), then, on AWS, it
+redirects to a freshly pre-signed URL of the log-bucket object (objects are never made public);
+on the local backend (and a test's stub), it returns the file itself. The caller needs Airflow's
+permission to read that DAG's task logs (the UI's session cookie or a bearer token). The pages are served
 sandboxed (`Content-Security-Policy: sandbox`), so a job's files cannot act as the Airflow UI.
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def create_app() -> FastAPI:
         if not job:
             raise HTTPException(404, "this task instance has not started a Tibanna job")
         api = TibannaHook(job["conn_id"]).api
-        if api.backend_name != "local":
+        if api.backend_name == "aws":
             return RedirectResponse(api.links(job["job_id"])[name], status_code=307, headers=_HEADERS)
         content = api.job_file(job["job_id"], name)
         if content is None:

@@ -10,6 +10,9 @@ or of any flow above it re-attaches to the job it started, unless that job ended
 TIMED_OUT or ABORTED; then the retry starts a fresh job, `<key>-2`, `<key>-3`... linked to the
 one it replaces with `rerun_of`.
 
+Waits pause on the API's clock (`API.clock`): real time, or in tests a stub backend's fake clock
+(`tibanna.backends.stub`), so a flow that waits for hours of jobs runs at once.
+
 Each job is also noted on its flow run and the runs above it (a `tibanna.job.<jobid>` label), so
 that `kill_flow_run_jobs`, the flows' `on_cancellation` and `on_crashed` hook, can end the jobs of
 a cancelled or crashed flow run.
@@ -35,8 +38,7 @@ from prefect.logging.loggers import flow_run_logger
 from prefect.states import State
 from prefect.utilities.asyncutils import run_sync_in_worker_thread
 
-from tibanna.core import API
-from tibanna.protocol import RUNNING
+from tibanna.core import API, RUNNING
 from tibanna_provider.prefect.settings import TibannaSettings
 from tibanna_provider.watch import DEFAULT_POLL_INTERVAL, LOG_TAIL, Job, JobFailed, JobWatcher
 

@@ -1,7 +1,6 @@
 """TibannaJobSensor: wait for one or many jobs (the WaitForJob of the design card)."""
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from functools import cached_property
 from typing import Any, Iterable, Sequence
@@ -73,7 +72,7 @@ class TibannaJobSensor(BaseSensorOperator):
             return first.xcom_value
         self.defer(trigger=TibannaJobTrigger(self._job_ids(), self.tibanna_conn_id, self.poke_interval,
                                              self.forward_log, self._log_offsets,
-                                             not_before=time.time() + FIRST_EVENT_DELAY),
+                                             not_before=self.hook.api.clock.now() + FIRST_EVENT_DELAY),
                    method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, str]:

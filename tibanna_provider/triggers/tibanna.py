@@ -8,7 +8,6 @@ call (the API is sync, so it runs in a thread). Each wait then takes its look wi
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable
@@ -72,8 +71,10 @@ class StatusPoller:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        clock = await asyncio.to_thread(lambda: self._hook.api.clock)  # the API may read a connection
         # Triggers deferred together reach the poller a moment apart (each reads its connection
-        # first): let them all join before the first query.
+        # first): let them all join before the first query. A real pause, whatever the jobs' clock:
+        # what it waits for is this process's own I/O.
         await asyncio.sleep(min([GATHER_SECONDS, *(interval for _, interval in self._watchers.values())]))
         while self._watchers:
             job_ids = sorted(set().union(*(ids for ids, _ in self._watchers.values())))
@@ -85,7 +86,7 @@ class StatusPoller:
                 this_round.set_result(({job["jobid"]: job for job in jobs}, None))
             except Exception as err:  # every watcher of this round gets the error
                 this_round.set_result(({}, err))
-            await asyncio.sleep(interval)
+            await clock.asleep(interval)
         self._by_loop.get(loop, {}).pop(self.settings, None)
 
 
@@ -153,8 +154,8 @@ class TibannaJobTrigger(BaseTrigger):
             settings = await TibannaHook.async_settings(self.tibanna_conn_id)
             watcher = TibannaHook(self.tibanna_conn_id, settings=settings).watcher(self.log)
             offsets = self.log_offsets if self.forward_log else None
-            if (hold := self.not_before - time.time()) > 0:
-                await asyncio.sleep(hold)
+            if (hold := self.not_before - watcher.clock.now()) > 0:
+                await watcher.clock.asleep(hold)
             poller = StatusPoller.shared(settings)
             async with poller.watching(self.job_ids, self.poll_interval):
                 while True:

@@ -7,8 +7,9 @@ import json
 import boto3
 
 from aws_harness import assert_melted, melting_job
+from tibanna import protocol
 from tibanna.agent.callback import Callback
-from tibanna.backends.aws import callback, iam, names, statemachine
+from tibanna.backends.aws import iam, names, statemachine
 from tibanna.backends.aws.lambdas import check_task_awsem
 
 
@@ -17,7 +18,7 @@ def _submit(api, deployed, job):
 
 
 def _delete_callback(api, payload):
-    api.backend.store.delete("log-bucket", f"{payload['jobid']}{callback.CALLBACK_JSON}")
+    api.backend.store.delete("log-bucket", f"{payload['jobid']}{protocol.CALLBACK_JSON}")
 
 
 def test_success_ends_the_execution_at_once_with_check_tasks_output(api, deployed, player, shell_job):
@@ -68,8 +69,8 @@ def test_a_stale_token_ends_by_polling(api, deployed, player, shell_job):
     submitted = _submit(api, deployed, shell_job("exit 3"))
 
     def stale(state, payload):
-        key = f"{payload['jobid']}{callback.CALLBACK_JSON}"
-        api.backend.store.put_bytes("log-bucket", key, callback.callback_document("0" * 64, payload))
+        key = f"{payload['jobid']}{protocol.CALLBACK_JSON}"
+        api.backend.store.put_bytes("log-bucket", key, protocol.callback_document("0" * 64, payload))
         player.run_agent(payload)
 
     outcome = player.play(submitted["_tibanna"]["exec_arn"], on_wait=stale)

@@ -1,4 +1,7 @@
-"""The API on the local backend: returns, idempotency, status, rerun and the admin verbs."""
+"""The API on the local backend: dry runs, refusals, rerun_many, the admin verbs and local prices.
+
+What every backend promises (status, logs, rerun, dependencies) is in tests/backends/test_contract.py,
+run on this backend and on the stub."""
 from __future__ import annotations
 
 import datetime as dt
@@ -45,68 +48,6 @@ def test_malformed_corpus_refused_through_the_api_with_nothing_written(api, home
             assert "\n" not in str(info.value) and ": " in str(info.value), name
     assert not (home / "buckets").exists()
     assert api.stat() == []
-
-
-def test_password_never_written(api, home):
-    job = shell_job("true")
-    job["config"]["password"] = "s3cr3t-pass"
-    result = api.run_workflow(job)
-    wait_done(api, result["jobid"])
-    assert "s3cr3t-pass" not in json.dumps(result)
-    for path in (home / "buckets").rglob("*"):
-        if path.is_file():
-            assert b"s3cr3t-pass" not in path.read_bytes(), path
-    assert b"s3cr3t-pass" not in (home / "index.sqlite").read_bytes()
-
-
-def test_stat_columns_filters_and_log_kinds(api, home):
-    ok = api.run_workflow(shell_job("echo fine"))["jobid"]
-    bad = api.run_workflow(shell_job("exit 1"))["jobid"]
-    assert wait_done(api, ok) == "SUCCEEDED" and wait_done(api, bad) == "FAILED"
-    rows = api.stat()
-    assert [r["jobid"] for r in rows] == [bad, ok]  # newest first
-    assert set(rows[0]) == {"jobid", "status", "name", "start_time", "stop_time"}
-    assert [r["jobid"] for r in api.stat(status="FAILED")] == [bad]
-    assert len(api.stat(n=1)) == 1
-    long_row = api.stat(verbose=True, job_ids=[ok])[0]
-    assert {"instance_id", "instance_type", "instance_status", "ip", "key", "password"} <= set(long_row)
-    with pytest.raises(UserInputError):
-        api.stat(job_ids=[ok], status="FAILED")
-    with pytest.raises(UserInputError):
-        api.stat(status="DONE")
-    assert "fine" in api.log(job_id=ok)
-    exec_arn = api.info(ok) and api.backend.get(job_id=ok).exec_arn
-    assert api.log(exec_arn=exec_arn) == api.log(job_id=ok)
-    assert json.loads(api.log(job_id=ok, runjson=True))["Job"]["JOBID"] == ok
-    assert json.loads(api.log(job_id=ok, postrunjson=True))["Job"]["JOBID"] == ok
-    assert api.log(job_id=ok, top=True).startswith("Timestamp:") or api.log(job_id=ok, top=True) == ""
-    assert api.log(job_id=ok, inputjson=True) == ""
-    assert api.check_output(job_id=ok)["postrunjson"]["Job"]["JOBID"] == ok
-    assert api.check_output(job_id=bad) is None
-    assert api.check_status(exec_arn=exec_arn) == "SUCCEEDED"
-    with pytest.raises(UserInputError):
-        api.check_status(job_id="nosuchjob123")
-
-
-def test_rerun_keeps_input_and_applies_overrides(api, home):
-    first = api.run_workflow(shell_job("exit 1"))
-    wait_done(api, first["jobid"])
-    again = api.rerun(job_id=first["jobid"], instance_type="t3.large", ebs_size="2x", name="second-try",
-                      shutdown_min=30)
-    assert again["jobid"] != first["jobid"]
-    assert again["args"]["command"] == "exit 1"
-    assert again["config"]["instance_type"] == "t3.large"
-    assert again["config"]["ebs_size"] == "2x"
-    assert again["config"]["shutdown_min"] == 30
-    assert again["_tibanna"]["run_name"] == "second-try"
-    assert api.backend.get(job_id=again["jobid"]).rerun_of == first["jobid"]
-    assert api.rerun(job_id=first["jobid"], appname_filter="bwa-mem") is None
-    once = api.rerun(job_id=first["jobid"], jobid="rerunOnce001")
-    assert api.rerun(job_id=first["jobid"], jobid="rerunOnce001") == once  # idempotent with a jobid
-    linked = api.run_workflow(shell_job("true"), rerun_of=first["jobid"])
-    assert api.backend.get(job_id=linked["jobid"]).rerun_of == first["jobid"]
-    wait_done(api, once["jobid"]), wait_done(api, linked["jobid"])
-    wait_done(api, again["jobid"])
 
 
 def test_rerun_many_uses_system_time_zone_and_offset(api, home, monkeypatch):
@@ -175,21 +116,6 @@ def test_do_not_remove_group_keeps_users(api, home):
     api.cleanup(user_group_name=group, do_not_remove_iam_group=True)
     assert api.users() == [{"user": "dana", "usergroup": "keep"}]
     assert api.backend.default_sfn() == "tibanna_unicorn"  # no_setenv left the default alone
-
-
-def test_dependency_failed_and_succeeded(api, home):
-    bad = api.run_workflow(shell_job("exit 1"))["jobid"]
-    good = api.run_workflow(shell_job("sleep 0.3"))["jobid"]
-    after_bad = shell_job("true")
-    after_bad["dependency"] = {"job_id": [bad]}
-    after_good = shell_job("true")
-    after_good["args"]["dependency"] = {"job_id": [good]}
-    j1 = api.run_workflow(after_bad)["jobid"]
-    j2 = api.run_workflow(after_good)["jobid"]
-    assert wait_done(api, j1) == "FAILED"
-    assert api.backend.get(job_id=j1).error == "DependencyFailedException"
-    assert wait_done(api, j2) == "SUCCEEDED"
-    assert api.backend.get(job_id=j2).instance_start_time >= api.backend.get(job_id=good).stop_time - 0.1
 
 
 def test_unknown_backend_refused(home):

@@ -2,13 +2,15 @@
 
 The task instances are the metadata DB's rows (as the api-server hands them to listeners), with
 the trigger row the task deferred on; the events go through Airflow's listener manager, so the
-plugin's registration is tested too. The real api-server path is in tests/provider/airflow/deployment.
+plugin's registration is tested too. The jobs are the stub backend's. The real api-server path
+is in tests/provider/airflow/deployment.
 """
 from __future__ import annotations
 
 import pytest
 
 from jobhelpers import shell_job
+from tibanna.backends.stub import Script
 from tibanna.core import API
 from tibanna_provider.operators.tibanna import TibannaRunWorkflowOperator
 from tibanna_provider.triggers.tibanna import TibannaJobTrigger
@@ -36,7 +38,8 @@ def listeners():
 
 
 @pytest.fixture
-def job(home) -> str:
+def job(stub) -> str:
+    stub.script = Script.runs()
     return API().run_workflow(shell_job("sleep 300"))["jobid"]
 
 
@@ -58,4 +61,3 @@ def test_the_job_runs_on_for_a_retry_a_sensor_or_a_task_that_never_deferred(job)
                deferred_row(None, "failed")):  # it never deferred: the operator's on_kill is the one
         listeners().on_task_instance_failed(previous_state="running", task_instance=ti, error="x")
     assert API().check_status(job_id=job) == "RUNNING"
-    API().kill(job_id=job)

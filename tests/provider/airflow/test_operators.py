@@ -1,16 +1,17 @@
-"""Operators against the local backend: run, re-attach, retry after failure, defer, kill, rerun, admin."""
+"""Operators: run, re-attach, retry after failure, defer and on_kill on the stub backend; run, kill, rerun,
+metrics and cost with real jobs on the local backend; the admin verbs."""
 from __future__ import annotations
 
-import threading
-import time
+import functools
 from datetime import timedelta
 
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
 from airflow_helpers import context
-from jobhelpers import processes_with, shell_job, wait_done, wait_for
+from jobhelpers import shell_job, wait_done
 from tibanna import protocol
+from tibanna.backends.stub import Script
 from tibanna.core import API
 from tibanna_provider.hooks.tibanna import TibannaJobFailed
 from tibanna_provider.operators.tibanna import (
@@ -28,8 +29,12 @@ from tibanna_provider.triggers.tibanna import TibannaJobTrigger
 FAST = {"poll_interval": 0.05}
 
 
+stub_op = functools.partial(TibannaRunWorkflowOperator, task_id="task")  # waits on a stub's fake clock
+
+
 def run_op(input_json: dict, **kwargs) -> TibannaRunWorkflowOperator:
-    return TibannaRunWorkflowOperator(task_id="task", input_json=input_json, **FAST | kwargs)
+    """An operator for real jobs, polling often."""
+    return stub_op(input_json=input_json, **FAST | kwargs)
 
 
 @pytest.mark.parametrize("dag_id, task_id, run_id, map_index", [
@@ -65,75 +70,69 @@ def test_run_returns_the_job_id_pushes_it_and_its_links(home):
     assert pushed["_link_TibannaExecutionLink"] == ""
 
 
-def test_a_second_try_reattaches_to_the_running_job(home):
-    job = shell_job("sleep 1")
-    first = run_op(job, wait_for_completion=False).execute(context())
+def test_a_second_try_reattaches_to_the_running_job(stub):
+    stub.script = Script.succeeds(after=60)
+    job = shell_job("sleep 60")
+    first = stub_op(input_json=job, wait_for_completion=False).execute(context())
     assert API().check_status(job_id=first) == "RUNNING"
-    again = run_op(job).execute(context())  # the retry waits for the job the first try started
-    assert again == first
+    again = stub_op(input_json=job).execute(context())  # the retry waits for the job the first try started
+    assert again == first and API().check_status(job_id=first) == "SUCCEEDED"
     assert [row["jobid"] for row in API().stat()] == [first]
-    assert run_op(job).execute(context()) == first  # and a SUCCEEDED job is not run again
+    assert stub_op(input_json=job).execute(context()) == first  # and a SUCCEEDED job is not run again
+    assert [row["jobid"] for row in API().stat()] == [first]
 
 
-def test_a_try_after_a_failed_job_starts_a_fresh_one_named_after_it(home):
+def test_a_try_after_a_failed_job_starts_a_fresh_one_named_after_it(stub):
+    stub.script = Script.fails(after=30, log="no reference genome\n")
     job = shell_job("echo 'no reference genome' >&2; exit 3")
     with pytest.raises(TibannaJobFailed) as failure:
-        run_op(job).execute(context())
+        stub_op(input_json=job).execute(context())
     base = task_job_id("dag", "task", context()["ti"].run_id)
     assert str(failure.value).startswith(f"job {base} FAILED with AWSEMJobErrorException")
     assert "no reference genome" in str(failure.value)
     ctx = context()
     with pytest.raises(TibannaJobFailed):
-        run_op(job).execute(ctx)
+        stub_op(input_json=job).execute(ctx)
     assert ctx["ti"].pushed["job_id"] == f"{base}-2"
     assert ctx["ti"].pushed["previous_job_id"] == base
     assert {row["jobid"]: row["status"] for row in API().stat()} == {base: "FAILED", f"{base}-2": "FAILED"}
     assert API().backend.get(job_id=f"{base}-2").rerun_of == base
 
 
-def test_deferrable_run_defers_with_a_trigger_and_completes_from_its_event(home):
-    op = run_op(shell_job("sleep 2"), deferrable=True, max_wait=timedelta(hours=2), defer_after=0.2)
+def test_deferrable_run_defers_with_a_trigger_and_completes_from_its_event(stub):
+    stub.script = Script.succeeds(after=120)
+    op = stub_op(input_json=shell_job("sleep 120"), deferrable=True, max_wait=timedelta(hours=2), defer_after=10)
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context())
     trigger = deferred.value.trigger
     assert isinstance(trigger, TibannaJobTrigger)
     assert trigger.owner == {"dag_id": "dag", "task_id": "task", "run_id": context()["ti"].run_id, "map_index": -1}
-    assert trigger.not_before >= time.time() + 14  # no event within seconds of the deferral
+    assert trigger.not_before == stub.clock.now() + 15  # no event within seconds of the deferral
     assert deferred.value.method_name == "execute_complete"
-    assert timedelta(hours=2) - timedelta(seconds=5) < deferred.value.timeout <= timedelta(hours=2)
+    assert deferred.value.timeout == timedelta(hours=2) - timedelta(seconds=10)  # watched 10 s in the worker
     jobid = trigger.job_ids[0]
+    assert API().check_status(job_id=jobid) == "RUNNING"
     assert op.execute_complete({}, {"status": "success", "job_ids": [jobid], "statuses": {}}) == jobid
     with pytest.raises(TibannaJobFailed, match="boom"):
         op.execute_complete({}, {"status": "error", "job_ids": [jobid], "message": "boom"})
-    assert wait_done(API(), jobid) == "SUCCEEDED"
-    assert run_op(shell_job("sleep 2"), deferrable=True).execute(context()) == jobid  # done: no deferral
+    assert wait_done(API(), jobid, timeout=300) == "SUCCEEDED"
+    assert stub_op(input_json=shell_job("sleep 120"), deferrable=True).execute(context()) == jobid  # no deferral
 
 
-def test_a_deferrable_task_whose_job_ends_quickly_never_defers(home):
-    op = run_op(shell_job("sleep 1"), deferrable=True)  # defer_after (10 s) outlasts the job
+def test_a_deferrable_task_whose_job_ends_quickly_never_defers(stub):
+    stub.script = Script.succeeds(after=5)
+    op = stub_op(input_json=shell_job("sleep 5"), deferrable=True)  # defer_after (10 s) outlasts the job
     jobid = op.execute(context())
     assert API().check_status(job_id=jobid) == "SUCCEEDED"
 
 
-def test_on_kill_ends_the_job_and_leaves_nothing_running(home):
-    marker = f"onkill{time.time_ns()}"
-    op = run_op(shell_job(f"sleep 300 # {marker}"))
-    errors: list[BaseException] = []
-
-    def execute() -> None:
-        try:
-            op.execute(context())
-        except BaseException as err:  # noqa: BLE001 - the thread hands its outcome to the test
-            errors.append(err)
-
-    thread = threading.Thread(target=execute)
-    thread.start()
-    wait_for(lambda: processes_with(marker))
-    op.on_kill()
-    thread.join(timeout=30)
+def test_a_task_killed_while_it_waits_ends_its_job(stub):
+    stub.script = Script.runs()
+    op = stub_op(input_json=shell_job("sleep 300"))
+    stub.clock.at(stub.clock.now() + 60, op.on_kill)  # a minute into the wait, the task is killed
+    with pytest.raises(TibannaJobFailed, match="ABORTED"):
+        op.execute(context())
     assert API().check_status(job_id=op.watched_job_id) == "ABORTED"
-    assert isinstance(errors[0], TibannaJobFailed)
-    wait_for(lambda: not processes_with(marker), timeout=10)
     assert API().stat(status="RUNNING") == []
 
 

@@ -1,4 +1,4 @@
-"""TibannaJobSensor in poke, reschedule and deferrable mode, with soft_fail and timeout."""
+"""TibannaJobSensor in poke, reschedule and deferrable mode, with soft_fail and timeout, on the stub backend."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -13,19 +13,21 @@ from airflow.sdk.exceptions import (
     TaskDeferred,
 )
 
-from jobhelpers import shell_job, wait_done
+from jobhelpers import by_command, shell_job, wait_done
+from tibanna.backends.stub import Script
 from tibanna.core import API
 from tibanna_provider.sensors.tibanna import TibannaJobSensor
 
 
 @pytest.fixture
-def jobs(home):
-    """Ids of a succeeded, a failed and a running job."""
+def jobs(stub):
+    """Ids of a succeeded, a failed and a running job (on the stub)."""
+    stub.script = by_command({"true": Script.succeeds(after=1), "exit 3": Script.fails(after=1),
+                              "sleep 300": Script.runs()})
     api = API()
     done, failed, running = (api.run_workflow(shell_job(cmd))["jobid"] for cmd in ("true", "exit 3", "sleep 300"))
     assert (wait_done(api, done), wait_done(api, failed)) == ("SUCCEEDED", "FAILED")
-    yield {"done": done, "failed": failed, "running": running}
-    api.kill(job_id=running)
+    return {"done": done, "failed": failed, "running": running}
 
 
 def sensor(job_ids, **kwargs) -> TibannaJobSensor:
@@ -68,6 +70,7 @@ def test_deferrable_mode_defers_all_jobs_with_the_sensor_timeout(jobs):
         wait.execute({})
     assert deferred.value.trigger.job_ids == [jobs["done"], jobs["running"]]
     assert deferred.value.trigger.owner is None  # the sensor only watches: its trigger kills nothing
+    assert deferred.value.trigger.not_before == API().clock.now() + 15  # no event within seconds of deferring
     assert deferred.value.timeout == timedelta(hours=1)
     event = {"status": "success", "job_ids": [jobs["done"]], "statuses": {jobs["done"]: "SUCCEEDED"}}
     assert wait.execute_complete({}, event) == {jobs["done"]: "SUCCEEDED"}

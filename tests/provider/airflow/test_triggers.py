@@ -1,11 +1,12 @@
-"""TibannaJobTrigger: serialisation round trips, and runs under plain asyncio with a shared poller."""
+"""TibannaJobTrigger: serialisation round trips, and runs under plain asyncio with a shared poller, on the
+stub backend's fake clock."""
 from __future__ import annotations
 
 import asyncio
-import time
 from unittest import mock
 
-from jobhelpers import shell_job, wait_done
+from jobhelpers import shell_job
+from tibanna.backends.stub import Script
 from tibanna.core import API
 from tibanna_provider.triggers.tibanna import StatusPoller, TibannaJobTrigger
 
@@ -33,32 +34,35 @@ def test_serialize_round_trips_directly_through_serde_and_the_trigger_table():
     assert TibannaJobTrigger("a").serialize()[1]["job_ids"] == ["a"]
 
 
-def test_success_event_with_statuses_and_forwarded_log(home, capfd):
-    api = API()
-    jobid = api.run_workflow(shell_job("echo from-the-job"))["jobid"]
-    event = first_event(TibannaJobTrigger([jobid], poll_interval=0.05))
+def test_success_event_with_statuses_and_forwarded_log(stub, capfd):
+    stub.script = Script.succeeds(after=90, log=[(0, "from-the-job\n"), (60, "still at it\n")])
+    jobid = API().run_workflow(shell_job("echo from-the-job"))["jobid"]
+    event = first_event(TibannaJobTrigger([jobid], poll_interval=30))
     assert event == {"status": "success", "job_ids": [jobid], "statuses": {jobid: "SUCCEEDED"}}
+    assert stub.clock.now() - stub.clock.start >= 90  # not before the job ended
     task_log = capfd.readouterr().out  # the trigger's log (structlog, as in the triggerer)
-    assert f"[{jobid}] from-the-job" in task_log
+    assert f"[{jobid}] from-the-job" in task_log and f"[{jobid}] still at it" in task_log
 
 
-def test_error_events_for_a_failed_job_and_an_unknown_one(home):
-    api = API()
-    jobid = api.run_workflow(shell_job("echo 'disk full' >&2; exit 1"))["jobid"]
-    assert wait_done(api, jobid) == "FAILED"
-    event = first_event(TibannaJobTrigger([jobid], poll_interval=0.05))
+def test_error_events_for_a_failed_job_and_an_unknown_one(stub):
+    stub.script = Script.fails(after=60, log="disk full\n")
+    jobid = API().run_workflow(shell_job("echo 'disk full' >&2; exit 1"))["jobid"]
+    event = first_event(TibannaJobTrigger([jobid], poll_interval=30))
     assert event["status"] == "error"
     assert event["message"].startswith(f"job {jobid} FAILED with AWSEMJobErrorException")
     assert "disk full" in event["message"]
-    unknown = first_event(TibannaJobTrigger(["no-such-job"], poll_interval=0.05))
+    unknown = first_event(TibannaJobTrigger(["no-such-job"], poll_interval=30))
     assert unknown["status"] == "error" and "no job no-such-job" in unknown["message"]
 
 
-def test_many_deferred_waits_share_one_status_query_per_interval(home):
+def test_many_deferred_waits_share_one_status_query_per_interval(stub):
     api = API()
-    jobids = [api.run_workflow(shell_job(f"sleep {s}"))["jobid"] for s in (0.5, 1, 1.5)]
-    triggers = [TibannaJobTrigger([jobid], poll_interval=0.1, forward_log=False) for jobid in jobids * 4]
-    triggers.append(TibannaJobTrigger(jobids, poll_interval=0.1, forward_log=False))
+    jobids = []
+    for seconds in (30, 60, 90):
+        stub.script = Script.succeeds(after=seconds)
+        jobids.append(api.run_workflow(shell_job(f"sleep {seconds}"))["jobid"])
+    triggers = [TibannaJobTrigger([jobid], poll_interval=10, forward_log=False) for jobid in jobids * 4]
+    triggers.append(TibannaJobTrigger(jobids, poll_interval=10, forward_log=False))
     queried: list[list[str]] = []
     real = API.jobs
 
@@ -75,13 +79,12 @@ def test_many_deferred_waits_share_one_status_query_per_interval(home):
         assert StatusPoller._by_loop.get(asyncio.get_running_loop(), {}) == {}
         return events
 
-    started = time.monotonic()
     with mock.patch.object(API, "jobs", counting):
         events = asyncio.run(run_all())
-    elapsed = time.monotonic() - started
     assert {e["status"] for e in events} == {"success"}
     assert queried[0] == sorted(jobids)  # every watched job in one query
-    assert len(queried) <= elapsed / 0.1 + 2, queried  # one query per interval, not one per trigger (13 each)
+    waited = stub.clock.now() - stub.clock.start
+    assert 90 <= waited and len(queried) <= waited / 10 + 2, queried  # one query per interval, not one per trigger
 
 
 def test_a_failed_status_query_reaches_every_watcher_as_an_error_event(home):
@@ -97,7 +100,8 @@ def test_a_failed_status_query_reaches_every_watcher_as_an_error_event(home):
     assert [e["message"] for e in events] == ["RuntimeError: index unreachable"] * 2
 
 
-def test_on_kill_ends_the_jobs_only_of_a_trigger_that_owns_them(home):
+def test_on_kill_ends_the_jobs_only_of_a_trigger_that_owns_them(stub):
+    stub.script = Script.runs()
     api = API()
     jobid = api.run_workflow(shell_job("sleep 300"))["jobid"]
     asyncio.run(TibannaJobTrigger([jobid]).on_kill())  # a sensor's trigger: the job is not its own
@@ -108,10 +112,10 @@ def test_on_kill_ends_the_jobs_only_of_a_trigger_that_owns_them(home):
     assert api.check_status(job_id=jobid) == "ABORTED"
 
 
-def test_no_event_before_not_before(home):
-    api = API()
-    jobid = api.run_workflow(shell_job("true"))["jobid"]
-    assert wait_done(api, jobid) == "SUCCEEDED"
-    started = time.time()
-    event = first_event(TibannaJobTrigger([jobid], poll_interval=0.05, not_before=started + 1.0))
-    assert event["status"] == "success" and time.time() >= started + 1.0
+def test_no_event_before_not_before(stub):
+    stub.script = Script.succeeds(after=0)
+    jobid = API().run_workflow(shell_job("true"))["jobid"]
+    not_before = stub.clock.now() + 15
+    event = first_event(TibannaJobTrigger([jobid], poll_interval=30, not_before=not_before))
+    assert event["status"] == "success" and stub.clock.now() >= not_before
+    assert stub.clock.sleeps[0] == 15  # held until then, at once

@@ -1,7 +1,7 @@
-"""The shared job watcher (tibanna_provider.watch), driven by a fake clock: no sleeps.
+"""The shared job watcher (tibanna_provider.watch) on the stub backend's fake clock: no sleeps.
 
-The jobs live in a fictional world (`World`): their statuses and logs change at scripted fake
-times. The watcher under test is the real one; only time and the index are made up.
+The jobs follow scripts (their statuses and logs change at fake times); the watcher and the API
+it reads are the real ones, and the watcher pauses on the API's clock.
 """
 from __future__ import annotations
 
@@ -10,94 +10,53 @@ import logging
 
 import pytest
 
-from tibanna.exceptions import AWSEMJobErrorException, TibannaError, job_error
+from jobhelpers import shell_job
+from tibanna.backends.stub import Script, StubBackend
+from tibanna.core import API
+from tibanna.exceptions import AWSEMJobErrorException
 from tibanna_provider.watch import JobFailed, JobWatcher, UnknownJob, WaitTimeout
 
 
-class FakeTime:
-    """A clock that moves only when the watcher sleeps; records each pause."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.pauses: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.pauses.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
+@pytest.fixture
+def stub(tmp_path) -> StubBackend:
+    return StubBackend(tmp_path)
 
 
-class World:
-    """Jobs whose status and log follow a script of (fake time, status, log) steps."""
-
-    def __init__(self, time: FakeTime, scripts: dict[str, list[tuple[float, str, str]]],
-                 errors: dict[str, tuple[str, str]] | None = None) -> None:
-        self.time, self.scripts, self.errors = time, scripts, errors or {}
-        self.queries = 0
-
-    def _state(self, jobid: str) -> tuple[str, str]:
-        status, text = "RUNNING", ""
-        for at, step_status, step_text in self.scripts[jobid]:
-            if self.time.now >= at:
-                status, text = step_status, step_text
-        return status, text
-
-    # What the watcher uses of tibanna.core.API.
-    def jobs(self, job_ids: list[str]) -> list[dict]:
-        self.queries += 1
-        found = []
-        for jobid in job_ids:
-            if jobid in self.scripts:
-                status = self._state(jobid)[0]
-                error, cause = self.errors.get(jobid, (None, None)) if status != "RUNNING" else (None, None)
-                found.append({"jobid": jobid, "status": status, "log_bucket": "logs", "error": error, "cause": cause})
-        return found
-
-    def log(self, job_id: str, logbucket: str, quiet: bool) -> str:
-        return self._state(job_id)[1]
-
-    def job_failure(self, job: dict, log_tail: int = 20) -> TibannaError:
-        return job_error(job, self._state(job["jobid"])[1], log_tail)
+def submit(stub: StubBackend, **scripts: Script) -> API:
+    """The API on `stub` with one job per script, named after its keyword, submitted now."""
+    api = API(backend=stub)
+    for jobid, script in scripts.items():
+        stub.script = script
+        api.run_workflow(shell_job("true"), jobid=jobid)
+    return api
 
 
-def watcher(world: World, time: FakeTime, logger: logging.Logger | None = None) -> JobWatcher:
-    return JobWatcher(world, logger or logging.getLogger("watch-test"), clock=time.clock, sleep=time.sleep,
-                      asleep=time.asleep)
+def watcher(api: API, logger: logging.Logger | None = None) -> JobWatcher:
+    return JobWatcher(api, logger or logging.getLogger("watch-test"))
 
 
-def test_wait_backs_off_to_the_poll_interval_and_returns_the_jobs():
-    time = FakeTime()
-    world = World(time, {"j": [(100, "SUCCEEDED", "")]})
-    jobs = watcher(world, time).wait(["j"], poll_interval=30, first_delay=0.5)
+def test_wait_backs_off_to_the_poll_interval_and_returns_the_jobs(stub):
+    api = submit(stub, j=Script.succeeds(after=100))
+    jobs = watcher(api).wait(["j"], poll_interval=30, first_delay=0.5)
     assert jobs["j"]["status"] == "SUCCEEDED"
-    assert time.pauses[:7] == [0.5, 1, 2, 4, 8, 16, 30]
-    assert 100 <= time.now <= 130  # seen within one interval of its end
+    assert stub.clock.sleeps[:7] == [0.5, 1, 2, 4, 8, 16, 30]
+    assert 100 <= stub.clock.now() - stub.clock.start <= 130  # seen within one interval of its end
 
 
-def test_log_lines_are_forwarded_whole_once_each_and_the_rest_at_the_end(caplog):
-    time = FakeTime()
-    world = World(time, {"j": [(0, "RUNNING", "one\ntw"), (1, "RUNNING", "one\ntwo\nthr"), (3, "SUCCEEDED",
-                                                                                          "one\ntwo\nthree")]})
+def test_log_lines_are_forwarded_whole_once_each_and_the_rest_at_the_end(stub, caplog):
+    api = submit(stub, j=Script.succeeds(after=3, log=[(0, "one\ntw"), (1, "o\nthr"), (3, "ee")]))
     offsets: dict[str, int] = {}
     with caplog.at_level(logging.INFO, logger="watch-test"):
-        watcher(world, time).wait(["j"], poll_interval=1, offsets=offsets)
-    assert [r.getMessage() for r in caplog.records] == ["[j] one", "[j] two", "[j] three"]
+        watcher(api).wait(["j"], poll_interval=1, offsets=offsets)
+    assert [r.getMessage() for r in caplog.records if r.name == "watch-test"] == ["[j] one", "[j] two", "[j] three"]
     assert offsets == {"j": len("one\ntwo\nthree")}
 
 
-def test_a_failed_job_raises_its_own_error_with_cause_and_log_tail():
-    time = FakeTime()
+def test_a_failed_job_raises_its_own_error_with_cause_and_log_tail(stub):
     text = "".join(f"line {i}\n" for i in range(30))
-    world = World(time, {"ok": [(0, "SUCCEEDED", "")], "bad": [(5, "FAILED", text)]},
-                  {"bad": ("AWSEMJobErrorException", "exit code 3")})
+    api = submit(stub, ok=Script.succeeds(after=0), bad=Script.fails(after=5, cause="exit code 3", log=text))
     with pytest.raises(JobFailed) as failure:
-        watcher(world, time).wait(["ok", "bad"], poll_interval=2)
+        watcher(api).wait(["ok", "bad"], poll_interval=2)
     assert [job["jobid"] for job in failure.value.jobs] == ["bad"]
     error = failure.value.errors[0]
     assert isinstance(error, AWSEMJobErrorException)
@@ -106,38 +65,46 @@ def test_a_failed_job_raises_its_own_error_with_cause_and_log_tail():
     assert str(failure.value) == str(error)
 
 
-def test_the_timeout_ends_the_wait_with_a_last_look_at_the_deadline():
-    time = FakeTime()
-    world = World(time, {"j": [(1000, "SUCCEEDED", "")]})
+def test_the_timeout_ends_the_wait_with_a_last_look_at_the_deadline(stub):
+    api = submit(stub, j=Script.succeeds(after=1000))
     with pytest.raises(WaitTimeout, match="still RUNNING .*left running"):
-        watcher(world, time).wait(["j"], poll_interval=4, timeout=10)
-    assert time.now == 10 and sum(time.pauses) == 10
-    assert world.queries == 6  # at 0, 0.5, 1.5, 3.5, 7.5 and 10
+        watcher(api).wait(["j"], poll_interval=4, timeout=10)
+    assert stub.clock.now() - stub.clock.start == 10
+    assert stub.clock.sleeps == [0.5, 1, 2, 4, 2.5]  # looks at 0, 0.5, 1.5, 3.5, 7.5 and 10
+    assert api.check_status(job_id="j") == "RUNNING"  # left running
 
 
-def test_a_job_that_ends_at_the_deadline_is_seen():
-    time = FakeTime()
-    world = World(time, {"j": [(10, "SUCCEEDED", "")]})
-    assert watcher(world, time).wait(["j"], poll_interval=30, timeout=10)["j"]["status"] == "SUCCEEDED"
+def test_a_job_that_ends_at_the_deadline_is_seen(stub):
+    api = submit(stub, j=Script.succeeds(after=10))
+    assert watcher(api).wait(["j"], poll_interval=30, timeout=10)["j"]["status"] == "SUCCEEDED"
 
 
-def test_an_unknown_job_is_an_error_at_once():
-    time = FakeTime()
+def test_an_unknown_job_is_an_error_at_once(stub):
     with pytest.raises(UnknownJob, match="no job nope"):
-        watcher(World(time, {}), time).wait(["nope"])
-    assert time.pauses == []
+        watcher(API(backend=stub)).wait(["nope"])
+    assert stub.clock.sleeps == []
 
 
-def test_look_uses_jobs_already_read_by_a_shared_poller():
-    time = FakeTime()
-    world = World(time, {"j": [(0, "SUCCEEDED", "")]})
-    polled = {"j": {"jobid": "j", "status": "RUNNING", "log_bucket": "logs"}}
-    assert watcher(world, time).look(["j"], None, jobs=polled) is None  # not re-read
-    assert world.queries == 0
+def test_look_uses_jobs_already_read_by_a_shared_poller(stub):
+    api = submit(stub, j=Script.succeeds(after=0))
+    polled = {"j": {"jobid": "j", "status": "RUNNING", "log_bucket": "log-bucket"}}
+    assert watcher(api).look(["j"], None, jobs=polled) is None  # not re-read: it SUCCEEDED meanwhile
+    assert watcher(api).look(["j"], None)["j"]["status"] == "SUCCEEDED"
 
 
-def test_the_async_wait_pauses_with_the_injected_sleep():
-    time = FakeTime()
-    world = World(time, {"j": [(7, "SUCCEEDED", "")]})
-    jobs = asyncio.run(watcher(world, time).await_wait(["j"], poll_interval=2, first_delay=1))
-    assert jobs["j"]["status"] == "SUCCEEDED" and time.pauses == [1, 2, 2, 2]
+def test_the_async_wait_pauses_on_the_clock(stub):
+    api = submit(stub, j=Script.succeeds(after=7))
+    jobs = asyncio.run(watcher(api).await_wait(["j"], poll_interval=2, first_delay=1))
+    assert jobs["j"]["status"] == "SUCCEEDED" and stub.clock.sleeps == [1, 2, 2, 2]
+
+
+def test_a_clock_of_its_own_overrides_the_apis(stub):
+    from tibanna.clock import FakeClock
+
+    own = FakeClock()
+    api = submit(stub, j=Script.succeeds(after=0))
+    assert JobWatcher(api, clock=own).wait(["j"])["j"]["status"] == "SUCCEEDED"
+    api = submit(stub, k=Script.succeeds(after=1))
+    with pytest.raises(WaitTimeout):  # its time passes, the stub's does not: the job never ends
+        JobWatcher(api, clock=own).wait(["k"], poll_interval=1, timeout=3)
+    assert own.sleeps == [0.5, 1, 1, 0.5] and stub.clock.sleeps == []

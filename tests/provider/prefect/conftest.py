@@ -1,8 +1,10 @@
 """Prefect tests: one test server for the session (prefect_test_harness, for the modules that use the
 `prefect_server` fixture; deployment/ starts a real `prefect server` of its own); each test has its own TIBANNA_HOME.
 
-Use the `home` fixture (tests/conftest.py) in every test that runs jobs: with no settings block,
-the tasks' `API()` finds TIBANNA_HOME in the environment, which Prefect's worker threads share.
+Use the `home` fixture (tests/conftest.py) in every test that runs real jobs: with no settings
+block, the tasks' `API()` finds TIBANNA_HOME in the environment, which Prefect's worker threads
+share. Use `stub` instead for a test whose jobs need only a chronology: the stub backend is then
+behind every API the tasks make, in every thread.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""The Prefect tasks against the local backend, with real jobs."""
+"""The Prefect tasks: submission, waiting, retries, kills and states on the stub backend; a flow of each
+kind of task with real jobs on the local backend."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from uuid import UUID
 
@@ -11,7 +11,9 @@ from prefect import flow, get_client
 from prefect.context import FlowRunContext
 from prefect.states import Cancelling
 
+from jobhelpers import by_command
 from prefect_helpers import DATA_BUCKET, all_jobs, job, read_object
+from tibanna.backends.stub import Script
 from tibanna.core import API
 from tibanna.exceptions import AWSEMJobErrorException, TibannaError
 from tibanna_provider.prefect import (
@@ -31,8 +33,7 @@ from tibanna_provider.prefect import (
     stat,
     wait_for_job,
 )
-from tibanna_provider.prefect import flows, tasks
-from tibanna_provider.watch import JobWatcher
+from tibanna_provider.prefect import flows
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -54,7 +55,9 @@ def test_submit_wait_and_stat_in_a_sync_flow(home, caplog):
     assert log_url.startswith("file://") and f"submitted job {job_id}; {log_url}" in caplog.text
 
 
-def test_async_twins_kill_and_rerun(home):
+def test_async_twins_kill_and_rerun(stub):
+    stub.script = Script.runs()
+
     @flow
     async def start_stop_again():
         job_id = await arun_workflow(job("sleep 30"))
@@ -69,14 +72,17 @@ def test_async_twins_kill_and_rerun(home):
     assert (record.rerun_of, record.error) == (job_id, "JobAbortedException")
 
 
-def test_await_for_job_waits_for_several_jobs_at_once(home):
+def test_await_for_job_waits_for_several_jobs_at_once(stub):
+    stub.script = by_command({"sleep 60": Script.succeeds(after=60), "sleep 90": Script.succeeds(after=90)})
+
     @flow
     async def two_at_once():
-        job_ids = await asyncio.gather(arun_workflow(job("sleep 1")), arun_workflow(job("sleep 1; true")))
-        return await asyncio.gather(*(await_for_job(job_id, poll_interval=0.5) for job_id in job_ids))
+        job_ids = await asyncio.gather(arun_workflow(job("sleep 60")), arun_workflow(job("sleep 90")))
+        return job_ids, await asyncio.gather(*(await_for_job(job_id, poll_interval=10) for job_id in job_ids))
 
-    postruns = asyncio.run(two_at_once())
-    assert [p["Job"]["status"] for p in postruns] == ["0", "0"]
+    job_ids, postruns = asyncio.run(two_at_once())
+    assert [(p["Job"]["JOBID"], p["Job"]["status"]) for p in postruns] == [(job_id, "0") for job_id in job_ids]
+    assert stub.clock.now() - stub.clock.start >= 90
 
 
 def test_sync_kill_and_rerun(home):
@@ -92,11 +98,13 @@ def test_sync_kill_and_rerun(home):
     assert {r["jobid"]: r["status"] for r in all_jobs()} == {job_id: "ABORTED", again: "ABORTED"}
 
 
-def test_failing_job_is_a_failed_task_with_its_error_name(home):
+def test_failing_job_is_a_failed_task_with_its_error_name(stub):
+    stub.script = Script.fails(after=60, log="reference genome hg99 not found\n")
+
     @flow
     def fails():
         job_id = run_workflow(job("echo 'reference genome hg99 not found' >&2; exit 3"))
-        state = wait_for_job(job_id, poll_interval=0.5, return_state=True)
+        state = wait_for_job(job_id, poll_interval=10, return_state=True)
         return state.is_failed(), state.message, state.result(raise_on_failure=False)
 
     failed, message, error = fails()
@@ -105,10 +113,10 @@ def test_failing_job_is_a_failed_task_with_its_error_name(home):
     assert "FAILED with AWSEMJobErrorException" in str(error)
     assert "reference genome hg99 not found" in str(error)  # the log tail
     with pytest.raises(AWSEMJobErrorException):
-        run_and_wait.with_options(retries=0)(job("exit 4"), poll_interval=0.5)
+        run_and_wait.with_options(retries=0)(job("exit 4"), poll_interval=10)
 
 
-def test_a_retried_task_reattaches_to_its_job(home, monkeypatch):
+def test_a_retried_task_reattaches_to_its_job(stub, monkeypatch):
     submissions = []
     real_submit = API.run_workflow
 
@@ -132,7 +140,7 @@ def test_a_retried_task_reattaches_to_its_job(home, monkeypatch):
     assert postrun["Job"]["JOBID"] == job_id
 
 
-def test_run_and_wait_task_retries_reattach(home, monkeypatch):
+def test_run_and_wait_task_retries_reattach(stub, monkeypatch):
     real_read = API.log
     calls = []
 
@@ -148,7 +156,7 @@ def test_run_and_wait_task_retries_reattach(home, monkeypatch):
     assert [r["jobid"] for r in all_jobs()] == [summary["jobid"]]
 
 
-def test_a_flow_retry_reattaches_to_a_finished_job(home):
+def test_a_flow_retry_reattaches_to_a_finished_job(stub):
     @flow(retries=1, retry_delay_seconds=0)
     def fails_after_the_job_once():
         job_id = run_workflow(job("echo done"))
@@ -161,7 +169,8 @@ def test_a_flow_retry_reattaches_to_a_finished_job(home):
     assert [(r["jobid"], r["status"]) for r in all_jobs()] == [(job_id, "SUCCEEDED")]
 
 
-def test_a_flow_retry_after_a_failed_job_starts_a_fresh_one(home, caplog):
+def test_a_flow_retry_after_a_failed_job_starts_a_fresh_one(stub, caplog):
+    stub.script = Script.fails()
     with pytest.raises(AWSEMJobErrorException):
         run_and_wait.with_options(retries=1, retry_delay_seconds=0)(job("exit 1"), poll_interval=0.5)
     assert "Retry 1/2" not in caplog.text  # the tasks do not retry a failed job; the flow does
@@ -171,7 +180,7 @@ def test_a_flow_retry_after_a_failed_job_starts_a_fresh_one(home, caplog):
     assert API().backend.get(job_id=f"{first}-2").rerun_of == first
 
 
-def test_a_parent_flow_retry_reattaches_to_the_job_of_its_subflow(home):
+def test_a_parent_flow_retry_reattaches_to_the_job_of_its_subflow(stub):
     @flow(retries=1, retry_delay_seconds=0)
     def parent():
         summary = run_and_wait(job("echo once"), poll_interval=0.5)
@@ -183,7 +192,9 @@ def test_a_parent_flow_retry_reattaches_to_the_job_of_its_subflow(home):
     assert [(r["jobid"], r["status"]) for r in all_jobs()] == [(job_id, "SUCCEEDED")]
 
 
-def test_a_parent_flow_retry_after_a_failed_job_starts_key_2(home):
+def test_a_parent_flow_retry_after_a_failed_job_starts_key_2(stub):
+    stub.script = Script.fails()
+
     @flow(retries=1, retry_delay_seconds=0)
     def parent():
         return run_and_wait.with_options(retries=0)(job("exit 1"), poll_interval=0.5)
@@ -195,7 +206,9 @@ def test_a_parent_flow_retry_after_a_failed_job_starts_key_2(home):
     assert API().backend.get(job_id=f"{first}-2").rerun_of == first
 
 
-def test_a_key_of_yours_names_the_job_across_flow_runs(home):
+def test_a_key_of_yours_names_the_job_across_flow_runs(stub):
+    stub.script = by_command({"exit 2": Script.fails(), "true": Script.succeeds()})
+
     @flow
     def nightly(command: str) -> str:
         job_id = run_workflow(job(command), key="nightly")
@@ -207,7 +220,9 @@ def test_a_key_of_yours_names_the_job_across_flow_runs(home):
     assert API().backend.get(job_id="nightly-2").rerun_of == "nightly"
 
 
-def test_the_hook_kills_the_jobs_of_a_flow_run_and_its_subflows(home):
+def test_the_hook_kills_the_jobs_of_a_flow_run_and_its_subflows(stub):
+    stub.script = Script.runs()
+
     @flow
     def starts_two() -> tuple[str, str, UUID]:
         return run_workflow(job("sleep 30")), sub(), FlowRunContext.get().flow_run.id
@@ -224,7 +239,7 @@ def test_the_hook_kills_the_jobs_of_a_flow_run_and_its_subflows(home):
     kill_flow_run_jobs(starts_two, flow_run, Cancelling())  # finished jobs are left as they are
 
 
-def test_different_calls_are_different_jobs_and_a_given_jobid_is_kept(home):
+def test_different_calls_are_different_jobs_and_a_given_jobid_is_kept(stub):
     @flow
     def three():
         return [run_workflow(job("echo a")), run_workflow(job("echo b")),
@@ -236,7 +251,7 @@ def test_different_calls_are_different_jobs_and_a_given_jobid_is_kept(home):
     assert sorted(r["jobid"] for r in all_jobs()) == sorted([first, second, mine])
 
 
-def test_outside_a_task_run_each_call_is_a_new_job(home):
+def test_outside_a_task_run_each_call_is_a_new_job(stub):
     assert run_workflow.fn(job("true")) != run_workflow.fn(job("true"))
 
 
@@ -270,23 +285,14 @@ def test_unknown_job_is_refused(home):
 
 
 @pytest.mark.parametrize("twin", ["sync", "async"])
-def test_waiting_backs_off_to_the_poll_interval_without_sleeping(home, monkeypatch, twin):
-    """The watcher's pauses are recorded instead of slept; after the third, the job is killed."""
+def test_waiting_backs_off_to_the_poll_interval_without_sleeping(stub, twin):
+    """The watcher pauses on the stub's fake clock; after the third pause, the job is killed."""
+    stub.script = Script.runs()
     job_id = run_workflow.fn(job("sleep 60"))
-    pauses = []
-
-    def pause(seconds: float) -> None:
-        pauses.append(seconds)
-        if len(pauses) == 3:
-            API().kill(job_id=job_id)
-
-    async def apause(seconds: float) -> None:
-        pause(seconds)
-
-    monkeypatch.setattr(tasks, "JobWatcher", functools.partial(JobWatcher, sleep=pause, asleep=apause))
+    stub.clock.at(stub.clock.now() + 0.5 + 1 + 2, lambda: API().kill(job_id=job_id))
     with pytest.raises(TibannaError, match=f"job {job_id} ABORTED"):
         if twin == "sync":
             wait_for_job.fn(job_id, poll_interval=2)
         else:
             asyncio.run(await_for_job.fn(job_id, poll_interval=2))
-    assert pauses == [0.5, 1.0, 2.0]
+    assert stub.clock.sleeps == [0.5, 1.0, 2.0]

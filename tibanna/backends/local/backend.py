@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -80,7 +79,7 @@ class LocalBackend(Backend):
                     "jobid": jobid, "sfn": job["_tibanna"]["sfn"], "run_name": job["_tibanna"]["run_name"],
                     "exec_arn": job["_tibanna"]["exec_arn"], "log_bucket": config["log_bucket"],
                     "name": job["_tibanna"]["run_name"], "status": protocol.RUNNING, "phase": "queued",
-                    "submitted": time.time(), "cpu": cpu, "mem": mem,
+                    "submitted": self.clock.now(), "cpu": cpu, "mem": mem,
                     "instance_type": ",".join(instance_type) if isinstance(instance_type, list) else instance_type,
                     "rerun_of": rerun_of, "description": json.dumps(job),
                     "result": json.dumps(job)})

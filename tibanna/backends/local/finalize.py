@@ -5,6 +5,7 @@ a job never ends twice whoever sees it end first (the supervisor, a killer, a re
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
@@ -47,21 +48,22 @@ def finalize(index: Index, store: LocalStore, jobid: str, from_phases: tuple[str
         else:
             status, error, cause = protocol.ABORTED, "Aborted", "killed by user"
         if not present:
-            _record_postrun_error(store, bucket, jobid, error, cause)
+            _record_postrun_error(store, bucket, jobid, error, cause, index.clock.now())
             store.put_bytes(bucket, protocol.key(jobid, protocol.ABORTED_MARKER), b"")
     else:
         status = protocol.FAILED
         error, cause = failure or (exceptions.EC2UnintendedTerminationException.__name__,
                                    f"the worker of job {jobid} ended without finishing it - please rerun.")
         if not present:
-            _record_postrun_error(store, bucket, jobid, error, cause)
+            _record_postrun_error(store, bucket, jobid, error, cause, index.clock.now())
             store.put_bytes(bucket, protocol.key(jobid, protocol.ERROR), b"")
     index.finish(jobid, status, error, cause)
     return True
 
 
-def _record_postrun_error(store: LocalStore, bucket: str, jobid: str, error: str, cause: str) -> None:
-    """Name the error in the job's postrun JSON (the one its agent began, else one from run.json)."""
+def _record_postrun_error(store: LocalStore, bucket: str, jobid: str, error: str, cause: str, now: float) -> None:
+    """Name the error in the job's postrun JSON (the one its agent began, else one from run.json);
+    `now` (epoch seconds) is its end time unless the agent gave one."""
     text = store.get_text(bucket, protocol.key(jobid, protocol.POSTRUN_JSON))
     if text is None:
         run_json = store.get_text(bucket, protocol.key(jobid, protocol.RUN_JSON))
@@ -72,7 +74,7 @@ def _record_postrun_error(store: LocalStore, bucket: str, jobid: str, error: str
     else:
         postrun = json.loads(text)
     protocol.set_postrun_error(postrun, error, cause)
-    postrun["Job"].setdefault("end_time", protocol.now_stamp())
+    postrun["Job"].setdefault("end_time", protocol.now_stamp(dt.datetime.fromtimestamp(now, dt.timezone.utc)))
     store.put_bytes(bucket, protocol.key(jobid, protocol.POSTRUN_JSON), protocol.dump_json(postrun))
 
 

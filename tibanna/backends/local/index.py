@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from tibanna.backends.base import JobRecord
+from tibanna.clock import REAL_CLOCK, Clock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -72,10 +72,13 @@ LISTING_COLUMNS = ("jobid, sfn, run_name, exec_arn, log_bucket, name, status, ph
 
 
 class Index:
-    """A thin, typed layer over the SQLite file; one connection per instance and process."""
+    """A thin, typed layer over the SQLite file; one connection per instance and process.
 
-    def __init__(self, path: Path) -> None:
+    Its time stamps (a job's start and stop, a step function's creation) come from `clock`."""
+
+    def __init__(self, path: Path, clock: Clock = REAL_CLOCK) -> None:
         self.path = Path(path)
+        self.clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn: sqlite3.Connection | None = None
 
@@ -164,7 +167,7 @@ class Index:
     def claim_start(self, jobid: str) -> bool:
         """Move a queued job that nobody asked to kill into `running`; True for exactly one caller."""
         cur = self.conn.execute("UPDATE jobs SET phase='running', started=? "
-                                "WHERE jobid=? AND phase='queued' AND kill_request IS NULL", (time.time(), jobid))
+                                "WHERE jobid=? AND phase='queued' AND kill_request IS NULL", (self.clock.now(), jobid))
         return cur.rowcount == 1
 
     def record_worker(self, jobid: str, pid: int, created: float) -> None:
@@ -198,7 +201,7 @@ class Index:
 
     def finish(self, jobid: str, status: str, error: str | None, cause: str | None) -> None:
         self.conn.execute("UPDATE jobs SET phase='done', status=?, error=?, cause=?, stopped=? WHERE jobid=?",
-                          (status, error, cause, time.time(), jobid))
+                          (status, error, cause, self.clock.now(), jobid))
 
     def request_kill(self, jobid: str, mode: str) -> bool:
         cur = self.conn.execute("UPDATE jobs SET kill_request=? WHERE jobid=? AND phase IN ('queued','running')",
@@ -231,7 +234,7 @@ class Index:
     def put_sfn(self, name: str, usergroup: str, suffix: str, buckets: str | None, concurrency: int | None,
                 core_version: str) -> None:
         """Create a step function, or update one in place (its creation date is kept)."""
-        now = time.time()
+        now = self.clock.now()
         self.conn.execute(
             "INSERT INTO sfns (name, usergroup, suffix, buckets, concurrency, created, core_deployed, core_version)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET buckets=excluded.buckets, "
@@ -242,7 +245,7 @@ class Index:
     def mark_core_deployed(self, sfn: str, core_version: str) -> bool:
         """Record a redeploy of a step function's workers; False if it does not exist."""
         return self.conn.execute("UPDATE sfns SET core_deployed=?, core_version=? WHERE name=?",
-                                 (time.time(), core_version, sfn)).rowcount == 1
+                                 (self.clock.now(), core_version, sfn)).rowcount == 1
 
     def delete_sfn(self, name: str) -> bool:
         return self.conn.execute("DELETE FROM sfns WHERE name = ?", (name,)).rowcount == 1
@@ -254,7 +257,7 @@ class Index:
         """Create a usergroup, or give an existing one these buckets."""
         self.conn.execute("INSERT INTO usergroups (name, buckets, created) VALUES (?, ?, ?) "
                           "ON CONFLICT(name) DO UPDATE SET buckets=excluded.buckets",
-                          (name, json.dumps(buckets), time.time()))
+                          (name, json.dumps(buckets), self.clock.now()))
 
     def delete_usergroup(self, name: str) -> bool:
         """Remove a usergroup and its members; False if it did not exist."""

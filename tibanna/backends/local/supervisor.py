@@ -16,7 +16,6 @@ import select
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 
 from tibanna import exceptions, protocol, settings
@@ -27,6 +26,7 @@ from tibanna.backends.local.launcher import try_lock
 from tibanna.backends.local.processes import worker_alive
 from tibanna.backends.local.resources import Reservations, machine_capacity
 from tibanna.backends.local.worker import Worker, fork_worker
+from tibanna.clock import REAL_CLOCK, Clock
 from tibanna.storage import LocalStore
 
 log = logging.getLogger(__name__)
@@ -37,18 +37,21 @@ IDLE_EXIT_SECONDS = settings.TIBANNA_SUPERVISOR_IDLE_SECONDS.seconds()
 
 
 class Supervisor:
-    """The loop: reap, recover, schedule; see the module docstring."""
+    """The loop: reap, recover, schedule; see the module docstring. Its time (the quiet spell, the
+    sweeps, the index's stamps) is `clock`'s; it waits for its workers on their signals."""
 
-    def __init__(self, home: Home, lock_fd: int | None = None) -> None:
+    def __init__(self, home: Home, lock_fd: int | None = None, clock: Clock = REAL_CLOCK) -> None:
         self.home = home
         self.lock_fd = lock_fd  # closed in every worker, so that only this process holds the lock
-        self.index = Index(home.index_path)
+        self.clock = clock
+        self.index = Index(home.index_path, clock)
         self.store = LocalStore(home.buckets)
         self.reservations = Reservations(machine_capacity())
         self.workers: dict[int, Worker] = {}
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self._quiet_since = self._last_sweep = clock.now()
 
     def serve(self, lock_handle) -> None:
         from tibanna.agent import run_job  # noqa: F401  (loaded once, shared by every forked worker)
@@ -59,39 +62,45 @@ class Supervisor:
         signal.set_wakeup_fd(self._wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.recover()
-        quiet_since = last_sweep = time.monotonic()
-        while True:
-            self.reap()
-            self.schedule()
-            if time.monotonic() - last_sweep > SWEEP_SECONDS:
-                self.sweep_job_folders()
-                last_sweep = time.monotonic()
-            if self.workers or self.index.has_active_jobs():
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > IDLE_EXIT_SECONDS:
-                # Release the lock, then look once more: a job submitted meanwhile either is seen
-                # here or its submitter saw the lock free and started a new supervisor.
-                self.sweep_job_folders()
-                fcntl.flock(lock_handle, fcntl.LOCK_UN)
-                if not self.index.has_active_jobs():
-                    return
-                try:
-                    fcntl.flock(lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    return
-                quiet_since = time.monotonic()
-            select.select([self._wake_r], [], [], POLL_SECONDS)
+        self._quiet_since = self._last_sweep = self.clock.now()
+        while self.tick(lock_handle):
+            select.select([self._wake_r], [], [], POLL_SECONDS)  # a worker's end (SIGCHLD) cuts it short
             try:
                 os.read(self._wake_r, 4096)
             except BlockingIOError:
                 pass
+
+    def tick(self, lock_handle) -> bool:
+        """One round of the loop: reap, schedule, sweep now and then. False when the supervisor is
+        to exit: quiet (no worker, no active job) for IDLE_EXIT_SECONDS, its lock released."""
+        self.reap()
+        self.schedule()
+        now = self.clock.now()
+        if now - self._last_sweep > SWEEP_SECONDS:
+            self.sweep_job_folders()
+            self._last_sweep = now
+        if self.workers or self.index.has_active_jobs():
+            self._quiet_since = now
+        elif now - self._quiet_since > IDLE_EXIT_SECONDS:
+            # Release the lock, then look once more: a job submitted meanwhile either is seen
+            # here or its submitter saw the lock free and started a new supervisor.
+            self.sweep_job_folders()
+            fcntl.flock(lock_handle, fcntl.LOCK_UN)
+            if not self.index.has_active_jobs():
+                return False
+            try:
+                fcntl.flock(lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return False
+            self._quiet_since = self.clock.now()
+        return True
 
     def sweep_job_folders(self) -> None:
         """Remove the folders of ended jobs once their `shutdown_min` has passed (upstream keeps the
         instance up that long for a look; 'now', the default, frees the disk when the job ends)."""
         if not self.home.jobs.is_dir():
             return
-        now = time.time()
+        now = self.clock.now()
         running = {worker.jobid for worker in self.workers.values()}
         for folder in self.home.jobs.iterdir():
             row = self.index.row(folder.name)

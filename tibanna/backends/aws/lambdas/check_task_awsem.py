@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from botocore.exceptions import ClientError
 
 from tibanna import protocol, settings
-from tibanna.backends.aws import callback, index as idx, lambdas, names, statemachine
+from tibanna.backends.aws import index as idx, lambdas, names, statemachine
 from tibanna.backends.aws.backend import AWSBackend
 from tibanna.backends.aws.submission import rename_job
 from tibanna.exceptions import (AWSEMJobErrorException, EC2IdleException, EC2StartingException,
@@ -76,8 +76,8 @@ def register_callback(event: dict, backend: AWSBackend) -> dict:
     state_input = event[statemachine.STATE_INPUT_KEY]
     jobid, log_bucket = state_input["jobid"], state_input["config"]["log_bucket"]
     try:
-        backend.store.put_bytes(log_bucket, protocol.key(jobid, callback.CALLBACK_JSON),
-                                callback.callback_document(event[statemachine.TASK_TOKEN_KEY], state_input))
+        backend.store.put_bytes(log_bucket, protocol.key(jobid, protocol.CALLBACK_JSON),
+                                protocol.callback_document(event[statemachine.TASK_TOKEN_KEY], state_input))
     except ClientError as err:
         log.warning("job %s: cannot hand the task token to the job (%s); it will be polled", jobid, error_code(err))
         return {"registered": False}
@@ -106,7 +106,7 @@ def check_task(event: dict, backend: AWSBackend, now: dt.datetime | None = None)
             log_text = backend.store.get_text(log_bucket, protocol.key(jobid, protocol.LOG)) or ""
             raise AWSEMJobErrorException(job_error_message(jobid, log_text, event["args"].get("custom_errors")))
         if protocol.SUCCESS in check.markers:
-            output = callback.with_postrun(event, check.postrun())
+            output = protocol.with_postrun(event, check.postrun())
             check.terminate()
             log.info("job %s completed successfully", jobid)
             return output
