@@ -2,6 +2,7 @@
 
 Register the block with the Prefect server once: `prefect block register -m tibanna_provider.prefect`.
 """
+from tibanna_provider.prefect.flow_runs import kill_flow_run_jobs
 from tibanna_provider.prefect.flows import postrun_summary, run_and_wait
 from tibanna_provider.prefect.settings import TibannaSettings
 from tibanna_provider.prefect.tasks import (
@@ -16,7 +17,6 @@ from tibanna_provider.prefect.tasks import (
     cost,
     cost_estimate,
     kill,
-    kill_flow_run_jobs,
     plot_metrics,
     rerun,
     run_workflow,

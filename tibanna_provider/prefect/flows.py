@@ -9,7 +9,8 @@ from prefect.states import State
 
 from tibanna.exceptions import TibannaError
 from tibanna_provider.prefect.settings import TibannaSettings
-from tibanna_provider.prefect.tasks import kill_flow_run_jobs, plot_metrics, run_workflow, wait_for_job
+from tibanna_provider.prefect.flow_runs import kill_flow_run_jobs
+from tibanna_provider.prefect.tasks import plot_metrics, run_workflow, wait_for_job
 
 
 def _not_a_job_error(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -17,7 +18,7 @@ def _not_a_job_error(task: Task[..., Any], task_run: TaskRun, state: State[Any])
     return not isinstance(state.result(raise_on_failure=False), TibannaError)
 
 
-# Task retries re-attach to the job already submitted (tasks.job_key), so retrying is always safe.
+# Task retries re-attach to the job already submitted (flow_runs.job_key), so retrying is always safe.
 RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 10, "retry_condition_fn": _not_a_job_error}
 
 

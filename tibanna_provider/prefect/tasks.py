@@ -13,40 +13,30 @@ one it replaces with `rerun_of`.
 Waits pause on the API's clock (`API.clock`): real time, or in tests a stub backend's fake clock
 (`tibanna.backends.stub`), so a flow that waits for hours of jobs runs at once.
 
-Each job is also noted on its flow run and the runs above it (a `tibanna.job.<jobid>` label), so
-that `kill_flow_run_jobs`, the flows' `on_cancellation` and `on_crashed` hook, can end the jobs of
-a cancelled or crashed flow run.
+Each job is also noted on its flow run and the runs above it, so that `kill_flow_run_jobs` can end
+the jobs of a cancelled or crashed flow run (`flow_runs`).
 """
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
-import string
-import threading
 from pathlib import Path
 from typing import Any, Callable, Coroutine, ParamSpec, TypeVar
-from uuid import UUID
 
-from prefect import Flow, Task, get_client, task
-from prefect.client.schemas.objects import FlowRun
-from prefect.context import TaskRunContext
+from prefect import Task, task
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
-from prefect.logging.loggers import flow_run_logger
-from prefect.states import State
 from prefect.utilities.asyncutils import run_sync_in_worker_thread
 
-from tibanna.core import API, RUNNING
+from tibanna.core import API
+from tibanna_provider.prefect.flow_runs import job_key, note_job
 from tibanna_provider.prefect.settings import TibannaSettings
 from tibanna_provider.watch import DEFAULT_POLL_INTERVAL, LOG_TAIL, Job, JobFailed, JobWatcher
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-JOBID_LENGTH = 12  # upstream's job ids: 12 letters and digits
-_JOBID_ALPHABET = string.ascii_letters + string.digits
 Logger = logging.Logger | logging.LoggerAdapter
 
 
@@ -76,95 +66,6 @@ def _async_twin(sync_task: Task[P, R]) -> Task[P, Coroutine[Any, Any, R]]:
 
 
 # Submission -------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=256)
-def _flow_run_chain(flow_run_id: UUID) -> tuple[UUID, ...]:
-    """This flow run and the runs above it (a subflow's parent, its parent...), innermost first, root last."""
-    chain = [flow_run_id]
-    with get_client(sync_client=True) as client:
-        parent_task_run = client.read_flow_run(flow_run_id).parent_task_run_id
-        while parent_task_run is not None:
-            parent = client.read_task_run(parent_task_run).flow_run_id
-            if parent is None:
-                break
-            chain.append(parent)
-            parent_task_run = client.read_flow_run(parent).parent_task_run_id
-    return tuple(chain)
-
-
-def job_key(description: Any, step_function: str | None) -> str | None:
-    """The job id this task run submits under: 12 letters and digits, as upstream's job ids.
-
-    Derived from the root flow run (or, for a task run outside any flow, the task run) and from
-    what is submitted: every try of the same call, and every retry of a flow above it (a retried
-    parent gives its subflows new run ids, not itself), gets the same id; two different calls
-    get different ones. None outside a task run (a plain `run_workflow.fn(...)` call).
-    """
-    context = TaskRunContext.get()
-    if context is None:
-        return None
-    run = context.task_run
-    owner = _flow_run_chain(run.flow_run_id)[-1] if run.flow_run_id else run.id
-    identity = json.dumps([str(owner), step_function, description], sort_keys=True, default=str)
-    number = int.from_bytes(hashlib.sha256(identity.encode()).digest(), "big")
-    chars = []
-    for _ in range(JOBID_LENGTH):
-        number, digit = divmod(number, len(_JOBID_ALPHABET))
-        chars.append(_JOBID_ALPHABET[digit])
-    return "".join(chars)
-
-
-JOB_LABEL = "tibanna.job."  # a flow run's label `tibanna.job.<jobid>` holds the settings the job runs under
-_labelling = threading.Lock()  # the server merges labels read-then-write: one update at a time
-
-
-def _note_job(job_id: str, settings: TibannaSettings) -> None:
-    """Label the current flow run and every run above it with the job, for `kill_flow_run_jobs`."""
-    context = TaskRunContext.get()
-    if context is None or context.task_run.flow_run_id is None:
-        return
-    fields = settings.model_dump(include=set(TibannaSettings.model_fields), exclude_none=True)
-    label = {JOB_LABEL + job_id: json.dumps(fields, sort_keys=True)}
-    with _labelling, get_client(sync_client=True) as client:
-        for flow_run_id in _flow_run_chain(context.task_run.flow_run_id):
-            client.update_flow_run_labels(flow_run_id, label)
-
-
-def kill_flow_run_jobs(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-    """Kill the running jobs that a flow run (or a subflow of it) started: an `on_cancellation`/`on_crashed` hook.
-
-    As Airflow's `on_kill`, it ends the job of a run that will not watch it any more: a cancelled
-    flow run's jobs end ABORTED. A finished job is left as it is. `run_and_wait` and the example
-    flows carry it; add it to a flow of yours that submits jobs.
-
-    Example:
-        ```python
-        from prefect import flow
-        from tibanna_provider.prefect import kill_flow_run_jobs, run_workflow, wait_for_job
-
-        JOB = {"args": {"language": "shell", "command": "echo hello", "container_image": "ubuntu:20.04",
-                        "output_S3_bucket": "my-data"},
-               "config": {"log_bucket": "my-logs", "cpu": 1, "mem": 1}}
-
-        @flow(on_cancellation=[kill_flow_run_jobs], on_crashed=[kill_flow_run_jobs])
-        def hello() -> dict:
-            return wait_for_job(run_workflow(JOB))
-
-        hello()
-        ```
-    """
-    logger = flow_run_logger(flow_run, flow)
-    with get_client(sync_client=True) as client:
-        labels = client.read_flow_run(flow_run.id).labels
-    for name, fields in labels.items():
-        if not name.startswith(JOB_LABEL):
-            continue
-        job_id = name[len(JOB_LABEL):]
-        api = TibannaSettings(**json.loads(str(fields))).get_api()
-        if (api.job(job_id) or {}).get("status") == RUNNING:
-            logger.info("the flow run is %s: killing its job %s", state.name.lower(), job_id)
-            api.kill(job_id=job_id)
-
-
 def _given(input_json: dict | str) -> tuple[Any, str | None]:
     """What a description is, for its job key (a file: its JSON), and the jobid it names, if any."""
     if isinstance(input_json, dict):
@@ -218,7 +119,7 @@ def run_workflow(input_json: dict | str, settings: TibannaSettings | None = None
     else:
         jobid = api.run_workflow(input_json, sfn=settings.step_function, jobid=jobid, open_browser=False,
                                  verbose=False)["jobid"]
-    _note_job(jobid, settings)
+    note_job(jobid, settings)
     links = api.links(jobid)
     where = links["execution"] or links["log"]  # the console on AWS (log URLs there are pre-signed: not logged)
     if attached:
