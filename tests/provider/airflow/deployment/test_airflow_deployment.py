@@ -41,7 +41,7 @@ def test_mark_failed_kills_the_job_of_a_deferred_task(deployment, tibanna, runs)
     deployment.wait_for(lambda: held_task(deployment, dag_id, run_id)["state"] == "deferred", "the task defers")
     jobid = deployment.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/held/xcomEntries/job_id")["value"]
     assert tibanna.job(jobid)["status"] == "RUNNING"
-    deployment.api("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/held", json={"new_state": "failed"})
+    deployment.act("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/held", json={"new_state": "failed"})
     deployment.wait_for(lambda: tibanna.job(jobid)["status"] != "RUNNING", "the kill ends the job", timeout=60)
     assert tibanna.job(jobid)["status"] == "ABORTED"
 
@@ -49,7 +49,7 @@ def test_mark_failed_kills_the_job_of_a_deferred_task(deployment, tibanna, runs)
 def test_a_cleared_deferred_task_reattaches_to_its_job_and_succeeds(deployment, tibanna, runs):
     dag_id, run_id = "tibanna_clear_me", runs["clear"]
     deployment.wait_for(lambda: held_task(deployment, dag_id, run_id)["state"] == "deferred", "the task defers")
-    deployment.api("POST", f"/dags/{dag_id}/clearTaskInstances", json={
+    deployment.act("POST", f"/dags/{dag_id}/clearTaskInstances", json={
         "dry_run": False, "dag_run_id": run_id, "task_ids": ["held"], "only_failed": False})
     deployment.wait_for(lambda: held_task(deployment, dag_id, run_id)["try_number"] == 2
                         and held_task(deployment, dag_id, run_id)["state"] == "deferred", "the new try defers")
