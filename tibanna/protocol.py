@@ -56,9 +56,12 @@ def metrics_key(jobid: str, name: str) -> str:
     return key(jobid, METRICS_DIR + name)
 
 
-def now_stamp(when: dt.datetime | None = None) -> str:
-    """A UTC time stamp in upstream's format."""
-    when = when or dt.datetime.now(dt.timezone.utc)
+def now_stamp(when: dt.datetime | float | None = None) -> str:
+    """A UTC time stamp in upstream's format, of `when` (a datetime or epoch seconds), else of now."""
+    if when is None:
+        when = dt.datetime.now(dt.timezone.utc)
+    elif not isinstance(when, dt.datetime):
+        when = dt.datetime.fromtimestamp(when, dt.timezone.utc)
     return when.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
 
 

@@ -35,7 +35,7 @@ def info_item(record: JobRecord) -> dict[str, Any]:
     """The job's index entry in upstream's DynamoDB item shape."""
     return {"Job Id": record.jobid, "Execution Name": record.run_name, "Step Function": record.sfn,
             "Log Bucket": record.log_bucket,
-            "Time Stamp": protocol.now_stamp(dt.datetime.fromtimestamp(record.start_time, dt.timezone.utc)),
+            "Time Stamp": protocol.now_stamp(record.start_time),
             "instance_id": record.instance_id}
 
 

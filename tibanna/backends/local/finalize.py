@@ -5,7 +5,6 @@ a job never ends twice whoever sees it end first (the supervisor, a killer, a re
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 
@@ -74,7 +73,7 @@ def _record_postrun_error(store: LocalStore, bucket: str, jobid: str, error: str
     else:
         postrun = json.loads(text)
     protocol.set_postrun_error(postrun, error, cause)
-    postrun["Job"].setdefault("end_time", protocol.now_stamp(dt.datetime.fromtimestamp(now, dt.timezone.utc)))
+    postrun["Job"].setdefault("end_time", protocol.now_stamp(now))
     store.put_bytes(bucket, protocol.key(jobid, protocol.POSTRUN_JSON), protocol.dump_json(postrun))
 
 

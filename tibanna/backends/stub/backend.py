@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime as dt
 import json
 import threading
 from pathlib import Path
@@ -86,7 +85,7 @@ class StubBackend(Backend):
                 script = self.script(job) if callable(self.script) else self.script
                 config, tibanna = job["config"], job["_tibanna"]
                 run_json = protocol.build_run_json(job)
-                run_json["Job"]["start_time"] = _stamp(now)
+                run_json["Job"]["start_time"] = protocol.now_stamp(now)
                 self.store.put_text(config["log_bucket"], protocol.key(jobid, protocol.RUN_JSON),
                                     json.dumps(run_json, indent=4))
                 instance_type = config.get("instance_type") or protocol.LOCAL_INSTANCE_TYPE  # priced by cpu and mem
@@ -204,14 +203,14 @@ class StubBackend(Backend):
         record.instance_id = f"stub-{record.jobid}"
         self.store.put_bytes(record.log_bucket, protocol.key(record.jobid, protocol.JOB_STARTED), b"")
         postrun = self._postrun(record)
-        postrun["Job"]["start_time"] = _stamp(at)
+        postrun["Job"]["start_time"] = protocol.now_stamp(at)
         self._put_postrun(record, postrun)
 
     def _end(self, run: _Run, at: float, ending: Ending) -> None:
         """The final postrun JSON, then the one terminal marker, then the record's end."""
         record = run.record
         postrun = self._postrun(record)
-        postrun["Job"].update(end_time=_stamp(at), status="0" if ending.status == protocol.SUCCEEDED else "1")
+        postrun["Job"].update(end_time=protocol.now_stamp(at), status="0" if ending.status == protocol.SUCCEEDED else "1")
         if ending.error is not None:
             protocol.set_postrun_error(postrun, ending.error, ending.cause or "")
         self._put_postrun(record, postrun)
@@ -292,7 +291,3 @@ class StubBackend(Backend):
 def _copy(record: JobRecord, with_description: bool = False) -> JobRecord:
     """A caller's copy of a record (the description only when asked for, as the local index reads it)."""
     return dataclasses.replace(record, description=copy.deepcopy(record.description) if with_description else None)
-
-
-def _stamp(epoch: float) -> str:
-    return protocol.now_stamp(dt.datetime.fromtimestamp(epoch, dt.timezone.utc))

@@ -111,7 +111,7 @@ class Deployment:
         """A user's write through the REST API (mark, clear), made once more, as a user would click
         again, when Airflow's SQLite gave up on its own lock: a 500, or no answer within the
         driver's 120 s wait (seen now and then when the triggerer cancels a trigger meanwhile)."""
-        for attempt in (1, 2):
+        for _ in range(2):
             try:
                 response = self.client.request(method, f"/api/v2{path}", timeout=150, **kwargs)
             except httpx.TimeoutException:
